@@ -1,0 +1,2 @@
+//! Controller runtime and the built-in controllers of ketch (ReplicaSet,
+//! Deployment, node lifecycle, endpoints, garbage collection).

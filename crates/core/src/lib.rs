@@ -1,0 +1,26 @@
+//! The core of ketch: the object model, quantities, selectors, and the traits
+//! every component is built on ([`Store`]).
+//!
+//! ```
+//! use ketch_core::{ObjectMeta, api::Pod};
+//! let pod = Pod { metadata: ObjectMeta::named("default", "web"), ..Pod::default() };
+//! let json = serde_json::to_string(&pod).unwrap();
+//! assert!(json.starts_with(r#"{"apiVersion":"v1","kind":"Pod""#));
+//! ```
+
+pub mod api;
+mod intstr;
+pub mod meta;
+pub mod quantity;
+pub mod selector;
+pub mod store;
+mod time;
+
+pub use intstr::IntOrString;
+pub use meta::{ObjectMeta, OwnerReference, Resource, TypeMeta};
+pub use quantity::Quantity;
+pub use selector::{LabelSelector, LabelSelectorOperator, LabelSelectorRequirement};
+pub use store::{
+    KeyValue, ListOptions, ListPage, Revision, Store, StoreError, WatchEvent, WatchStream,
+};
+pub use time::Time;

@@ -1,0 +1,2 @@
+//! Stores for ketch: the embedded `MemoryStore` and a conformance suite for
+//! any `Store` implementation.
