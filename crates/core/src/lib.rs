@@ -9,15 +9,22 @@
 //! ```
 
 pub mod api;
+pub mod client;
 mod intstr;
 pub mod meta;
+pub mod object;
 pub mod quantity;
 pub mod selector;
 pub mod store;
 mod time;
 
+pub use client::{
+    Api, ApiError, ArcObject, Client, DeleteOutcome, DeleteParams, ListParams, ObjectEvent,
+    ObjectEventStream, ObjectList, ResourceVersionMatch, TypedList, WatchParams,
+};
 pub use intstr::IntOrString;
 pub use meta::{ObjectMeta, OwnerReference, Resource, TypeMeta};
+pub use object::{ApiResource, DecodeError, DynamicObject, KindInfo, Object, Scheme};
 pub use quantity::Quantity;
 pub use selector::{LabelSelector, LabelSelectorOperator, LabelSelectorRequirement};
 pub use store::{
