@@ -1,0 +1,14 @@
+//! The scheduling framework: extension-point traits, [`Status`],
+//! [`CycleState`], cluster events, and the node and pod views plugins read.
+
+mod cycle_state;
+mod events;
+mod interface;
+mod status;
+mod types;
+
+pub use cycle_state::{CycleState, StateData};
+pub use events::{ActionType, ClusterEvent, EventResource};
+pub use interface::*;
+pub use status::{Code, Status};
+pub use types::*;
