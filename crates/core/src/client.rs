@@ -399,6 +399,12 @@ impl<K: Resource + Object + DeserializeOwned> Api<K> {
         &self.client
     }
 
+    /// The namespace this API is limited to; `None` for all namespaces or a
+    /// cluster-scoped kind.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
     fn ns(&self) -> Option<&str> {
         self.namespace.as_deref()
     }

@@ -14,6 +14,7 @@ mod intstr;
 pub mod meta;
 pub mod object;
 pub mod quantity;
+pub mod runtime;
 pub mod selector;
 pub mod store;
 mod time;
