@@ -359,7 +359,11 @@ impl Scheme {
             .register::<api::ReplicaSet>()
             .register::<api::Deployment>()
             .register::<api::Lease>()
-            .register::<api::Event>();
+            .register::<api::Event>()
+            .register::<api::Role>()
+            .register::<api::ClusterRole>()
+            .register::<api::RoleBinding>()
+            .register::<api::ClusterRoleBinding>();
         s
     }
 

@@ -8,12 +8,14 @@ mod apps;
 mod coordination;
 mod core_v1;
 mod event;
+mod rbac;
 mod time;
 
 pub use apps::*;
 pub use coordination::*;
 pub use core_v1::*;
 pub use event::*;
+pub use rbac::*;
 pub use time::MicroTime;
 
 /// True when `v` equals its type's default; used to omit empty fields.
