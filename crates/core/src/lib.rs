@@ -18,6 +18,7 @@ pub mod runtime;
 pub mod selector;
 pub mod store;
 mod time;
+pub mod validation;
 
 pub use client::{
     Api, ApiError, ArcObject, Client, DeleteOutcome, DeleteParams, ListParams, ObjectEvent,
@@ -26,8 +27,11 @@ pub use client::{
 pub use intstr::IntOrString;
 pub use meta::{ObjectMeta, OwnerReference, Resource, TypeMeta};
 pub use object::{ApiResource, DecodeError, DynamicObject, KindInfo, Object, Scheme};
-pub use quantity::Quantity;
-pub use selector::{LabelSelector, LabelSelectorOperator, LabelSelectorRequirement};
+pub use quantity::{ParsedQuantity, Quantity, QuantityError};
+pub use selector::{
+    FieldSelector, LabelSelector, LabelSelectorOperator, LabelSelectorRequirement, Labels,
+    Selector, SelectorError,
+};
 pub use store::{
     KeyValue, ListOptions, ListPage, Revision, Store, StoreError, WatchEvent, WatchStream,
 };
