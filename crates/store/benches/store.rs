@@ -1,0 +1,2 @@
+//! Benchmarks of ketch-store (filled in below).
+fn main() {}
