@@ -1,0 +1,707 @@
+//! The watch cache: one store watch per kind feeding an in-memory copy of
+//! every object (decoded once, shared as `Arc<dyn Object>`), a window of
+//! recent events, and the fan-out to watchers.
+//!
+//! Watchers filtered on `spec.nodeName=<node>` are indexed by node, so an
+//! event costs work only for the watchers of the nodes it touches (at most
+//! two: before and after) plus the unindexed watchers — thousands of node
+//! agents each watching their own pods cost per event, not per watcher.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use ketch_core::{
+    ApiError, ArcObject, KindInfo, ObjectEvent, ObjectEventStream, Revision, Store, StoreError,
+    WatchEvent,
+};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{mpsc, watch};
+
+use crate::filter::ObjectFilter;
+use crate::registry::Strategy;
+
+/// Sizes and intervals of a watch cache.
+#[derive(Clone, Debug)]
+pub struct CacheConfig {
+    /// Events kept for watches that resume from a past revision.
+    pub history: usize,
+    /// Events buffered per watcher; a watcher that falls this far behind is
+    /// ended with `Expired`.
+    pub watcher_buffer: usize,
+    /// How often watchers that asked for bookmarks get one.
+    pub bookmark_interval: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            history: 100_000,
+            watcher_buffer: 100_000,
+            bookmark_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+struct CacheEvent {
+    revision: Revision,
+    object: ArcObject,
+    prev: Option<ArcObject>,
+    deleted: bool,
+}
+
+type EventSender = mpsc::Sender<Result<ObjectEvent, ApiError>>;
+
+struct Watcher {
+    tx: EventSender,
+    filter: Arc<ObjectFilter>,
+    after: Revision,
+    bookmarks: bool,
+    expired: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    objects: BTreeMap<String, ArcObject>,
+    by_node: HashMap<String, BTreeMap<String, ArcObject>>,
+    revision: Revision,
+    history: VecDeque<Arc<CacheEvent>>,
+    /// Every event after this revision is in `history`.
+    window_start: Revision,
+    watchers: HashMap<u64, Watcher>,
+    node_watchers: HashMap<String, HashMap<u64, Watcher>>,
+}
+
+/// Objects written by this server, handed to the cache so it need not decode
+/// them again.
+#[derive(Default)]
+struct RecentWrites {
+    objects: HashMap<String, (Revision, ArcObject)>,
+    applied: Revision,
+}
+
+/// The cache of one kind.
+pub(crate) struct WatchCache {
+    plural: String,
+    prefix: String,
+    info: Arc<KindInfo>,
+    strategy: Arc<dyn Strategy>,
+    config: CacheConfig,
+    state: RwLock<CacheState>,
+    recent: Mutex<RecentWrites>,
+    /// The revision the cache has applied; -1 until the first list.
+    revision: watch::Sender<Revision>,
+    next_watcher: AtomicU64,
+}
+
+impl WatchCache {
+    pub(crate) fn new(
+        plural: &str,
+        prefix: &str,
+        info: Arc<KindInfo>,
+        strategy: Arc<dyn Strategy>,
+        config: CacheConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            plural: plural.to_string(),
+            prefix: prefix.to_string(),
+            info,
+            strategy,
+            config,
+            state: RwLock::new(CacheState::default()),
+            recent: Mutex::new(RecentWrites::default()),
+            revision: watch::Sender::new(-1),
+            next_watcher: AtomicU64::new(1),
+        })
+    }
+
+    /// The revision applied so far (-1 before the first list).
+    pub(crate) fn revision(&self) -> Revision {
+        *self.revision.borrow()
+    }
+
+    /// Waits until the cache has applied `revision`.
+    pub(crate) async fn wait_for(&self, revision: Revision, timeout: Duration) -> Result<(), ApiError> {
+        if self.revision() >= revision {
+            return Ok(());
+        }
+        let mut rx = self.revision.subscribe();
+        match tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(ApiError::Unavailable(format!(
+                "the {} cache stopped",
+                self.plural
+            ))),
+            Err(_) => Err(ApiError::Timeout(format!(
+                "the {} cache did not reach revision {revision} in {timeout:?}",
+                self.plural
+            ))),
+        }
+    }
+
+    /// Hands an object this server just wrote to the cache.
+    pub(crate) fn offer(&self, key: &str, revision: Revision, object: &ArcObject) {
+        let mut recent = self.recent.lock();
+        if recent.applied >= revision {
+            return;
+        }
+        match recent.objects.get(key) {
+            Some((r, _)) if *r >= revision => {}
+            _ => {
+                recent
+                    .objects
+                    .insert(key.to_string(), (revision, object.clone()));
+            }
+        }
+    }
+
+    /// The cached object under `key`.
+    pub(crate) fn get(&self, key: &str) -> Option<ArcObject> {
+        self.state.read().objects.get(key).cloned()
+    }
+
+    /// Every cached object.
+    pub(crate) fn list_all(&self) -> Vec<ArcObject> {
+        self.state.read().objects.values().cloned().collect()
+    }
+
+    /// Objects matching `filter` under `prefix`, and the revision they are at.
+    pub(crate) fn list(&self, prefix: &str, filter: &ObjectFilter) -> (Vec<ArcObject>, Revision) {
+        let state = self.state.read();
+        let strategy = &*self.strategy;
+        let mut items = Vec::new();
+        if let Some(node) = &filter.node_name
+            && self.strategy.supports_field("spec.nodeName")
+        {
+            if let Some(objs) = state.by_node.get(node.as_str()) {
+                for (key, obj) in objs.range(prefix.to_string()..) {
+                    if !key.starts_with(prefix) {
+                        break;
+                    }
+                    if filter.matches(&**obj, strategy) {
+                        items.push(obj.clone());
+                    }
+                }
+            }
+            return (items, state.revision);
+        }
+        for (key, obj) in state.objects.range(prefix.to_string()..) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if filter.selects_all() || filter.matches(&**obj, strategy) {
+                items.push(obj.clone());
+            }
+        }
+        (items, state.revision)
+    }
+
+    /// Number of watchers (indexed and not).
+    #[cfg(test)]
+    pub(crate) fn watcher_count(&self) -> usize {
+        let s = self.state.read();
+        s.watchers.len() + s.node_watchers.values().map(HashMap::len).sum::<usize>()
+    }
+
+    /// Starts a watch of events after `from` (`None`: from now).
+    pub(crate) fn watch(
+        self: &Arc<Self>,
+        filter: ObjectFilter,
+        from: Option<Revision>,
+        bookmarks: bool,
+    ) -> Result<ObjectEventStream, ApiError> {
+        let filter = Arc::new(filter);
+        let (tx, rx) = mpsc::channel(self.config.watcher_buffer.max(1));
+        let expired = Arc::new(AtomicBool::new(false));
+        let id = self.next_watcher.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.state.write();
+        let after = match from {
+            None => state.revision,
+            Some(r) if r >= state.revision => r,
+            Some(r) if r < state.window_start => {
+                return Err(ApiError::Expired(format!(
+                    "too old resource version: {r} (the {} watch cache starts after {})",
+                    self.plural, state.window_start
+                )));
+            }
+            Some(r) => {
+                let start = state.history.partition_point(|e| e.revision <= r);
+                for ev in state.history.range(start..) {
+                    if let Some(event) = event_for(&filter, &*self.strategy, ev)
+                        && tx.try_send(Ok(event)).is_err()
+                    {
+                        return Err(ApiError::Expired(format!(
+                            "too many events after resource version {r} to replay; relist"
+                        )));
+                    }
+                }
+                r
+            }
+        };
+        let watcher = Watcher {
+            tx,
+            filter: filter.clone(),
+            after,
+            bookmarks,
+            expired: expired.clone(),
+        };
+        match &filter.node_name {
+            Some(node) if self.strategy.supports_field("spec.nodeName") => {
+                state
+                    .node_watchers
+                    .entry(node.clone())
+                    .or_default()
+                    .insert(id, watcher);
+            }
+            _ => {
+                state.watchers.insert(id, watcher);
+            }
+        }
+        drop(state);
+        let guard = WatchGuard {
+            cache: Arc::downgrade(self),
+            id,
+            node: filter.node_name.clone(),
+        };
+        Ok(WatchEvents {
+            rx,
+            expired,
+            guard,
+            done: false,
+        }
+        .boxed())
+    }
+
+    fn remove_watcher(&self, id: u64, node: Option<&str>) {
+        let mut state = self.state.write();
+        if state.watchers.remove(&id).is_some() {
+            return;
+        }
+        if let Some(node) = node
+            && let Some(ws) = state.node_watchers.get_mut(node)
+        {
+            ws.remove(&id);
+            if ws.is_empty() {
+                state.node_watchers.remove(node);
+            }
+        }
+    }
+
+    fn decode(&self, kv: &ketch_core::KeyValue) -> Option<ArcObject> {
+        match self.info.decode_bytes(&kv.value) {
+            Ok(mut obj) => {
+                obj.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
+                Some(Arc::from(obj))
+            }
+            Err(e) => {
+                tracing::error!(key = %kv.key, error = %e, "undecodable object in the store; skipped");
+                None
+            }
+        }
+    }
+
+    /// Replaces the whole content from a list at `revision`; ends every
+    /// watcher (they may have missed events).
+    fn reset(&self, items: Vec<(String, ArcObject)>, revision: Revision) {
+        let mut state = self.state.write();
+        let strategy = &self.strategy;
+        state.objects.clear();
+        state.by_node.clear();
+        for (key, obj) in items {
+            if let Some(node) = strategy.node_name(&*obj) {
+                state
+                    .by_node
+                    .entry(node.to_string())
+                    .or_default()
+                    .insert(key.clone(), obj.clone());
+            } else if strategy.supports_field("spec.nodeName") {
+                state
+                    .by_node
+                    .entry(String::new())
+                    .or_default()
+                    .insert(key.clone(), obj.clone());
+            }
+            state.objects.insert(key, obj);
+        }
+        let had_content = state.revision > 0 || !state.history.is_empty();
+        state.revision = revision;
+        state.window_start = revision;
+        state.history.clear();
+        if had_content {
+            for (_, w) in state.watchers.drain() {
+                w.expired.store(true, Ordering::SeqCst);
+            }
+            for (_, ws) in state.node_watchers.drain() {
+                for (_, w) in ws {
+                    w.expired.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+        drop(state);
+        let mut recent = self.recent.lock();
+        recent.objects.clear();
+        recent.applied = revision;
+        drop(recent);
+        self.revision.send_replace(revision);
+    }
+
+    /// Applies a batch of store events in order.
+    fn apply(&self, events: Vec<WatchEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        // Objects this server wrote are taken over; others are decoded
+        // before taking the state lock.
+        let mut decoded: Vec<(Revision, String, Option<ArcObject>, bool)> =
+            Vec::with_capacity(events.len());
+        {
+            let mut recent = self.recent.lock();
+            for ev in &events {
+                let rev = ev.revision();
+                recent.applied = recent.applied.max(rev);
+                match ev {
+                    WatchEvent::Put { kv, .. } => {
+                        let taken = match recent.objects.get(&kv.key) {
+                            Some((r, _)) if *r == rev => {
+                                recent.objects.remove(&kv.key).map(|(_, o)| o)
+                            }
+                            Some((r, _)) if *r < rev => {
+                                recent.objects.remove(&kv.key);
+                                None
+                            }
+                            _ => None,
+                        };
+                        decoded.push((rev, kv.key.clone(), taken, false));
+                    }
+                    WatchEvent::Delete { prev, .. } => {
+                        if matches!(recent.objects.get(&prev.key), Some((r, _)) if *r < rev) {
+                            recent.objects.remove(&prev.key);
+                        }
+                        decoded.push((rev, prev.key.clone(), None, true));
+                    }
+                }
+            }
+        }
+        for (slot, ev) in decoded.iter_mut().zip(&events) {
+            if let (None, WatchEvent::Put { kv, .. }) = (&slot.2, ev) {
+                slot.2 = self.decode(kv);
+            }
+        }
+        let strategy = &*self.strategy;
+        let indexed = strategy.supports_field("spec.nodeName");
+        let mut state = self.state.write();
+        let mut last = state.revision;
+        let mut dead: Vec<(u64, Option<String>)> = Vec::new();
+        for (rev, key, obj, deleted) in decoded {
+            last = rev;
+            let event = if deleted {
+                let Some(prev) = state.objects.remove(&key) else {
+                    continue;
+                };
+                if indexed {
+                    let node = strategy.node_name(&*prev).unwrap_or("").to_string();
+                    if let Some(m) = state.by_node.get_mut(&node) {
+                        m.remove(&key);
+                        if m.is_empty() {
+                            state.by_node.remove(&node);
+                        }
+                    }
+                }
+                let mut last_state = (*prev).clone_boxed();
+                last_state.metadata_mut().resource_version = Some(rev.to_string());
+                CacheEvent {
+                    revision: rev,
+                    object: Arc::from(last_state),
+                    prev: Some(prev),
+                    deleted: true,
+                }
+            } else {
+                let Some(obj) = obj else { continue };
+                let prev = state.objects.insert(key.clone(), obj.clone());
+                if indexed {
+                    if let Some(p) = &prev {
+                        let node = strategy.node_name(&**p).unwrap_or("");
+                        if let Some(m) = state.by_node.get_mut(node) {
+                            m.remove(&key);
+                            if m.is_empty() {
+                                let node = node.to_string();
+                                state.by_node.remove(&node);
+                            }
+                        }
+                    }
+                    let node = strategy.node_name(&*obj).unwrap_or("").to_string();
+                    state
+                        .by_node
+                        .entry(node)
+                        .or_default()
+                        .insert(key, obj.clone());
+                }
+                CacheEvent {
+                    revision: rev,
+                    object: obj,
+                    prev,
+                    deleted: false,
+                }
+            };
+            let event = Arc::new(event);
+            dispatch(&mut state, &event, strategy, &mut dead);
+            state.history.push_back(event);
+            while state.history.len() > self.config.history {
+                if let Some(old) = state.history.pop_front() {
+                    state.window_start = old.revision;
+                }
+            }
+        }
+        state.revision = state.revision.max(last);
+        for (id, node) in dead.drain(..) {
+            if state.watchers.remove(&id).is_none()
+                && let Some(node) = node
+                && let Some(ws) = state.node_watchers.get_mut(&node)
+            {
+                ws.remove(&id);
+                if ws.is_empty() {
+                    state.node_watchers.remove(&node);
+                }
+            }
+        }
+        let revision = state.revision;
+        drop(state);
+        self.revision.send_replace(revision);
+    }
+
+    fn send_bookmarks(&self) {
+        let state = self.state.read();
+        let rv = state.revision.to_string();
+        let all = state
+            .watchers
+            .values()
+            .chain(state.node_watchers.values().flat_map(HashMap::values));
+        for w in all.filter(|w| w.bookmarks) {
+            let _ = w.tx.try_send(Ok(ObjectEvent::Bookmark {
+                resource_version: rv.clone(),
+            }));
+        }
+    }
+
+    /// Lists the kind from the store and decodes every object.
+    async fn relist(&self, store: &dyn Store) -> Result<Revision, StoreError> {
+        let mut items = Vec::new();
+        let mut options = ketch_core::ListOptions::default();
+        let revision;
+        loop {
+            let page = store.list(&self.prefix, &options).await?;
+            for kv in &page.items {
+                if let Some(obj) = self.decode(kv) {
+                    items.push((kv.key.clone(), obj));
+                }
+            }
+            match page.continue_token {
+                Some(token) => {
+                    options.revision = Some(page.revision);
+                    options.continue_token = Some(token);
+                }
+                None => {
+                    revision = page.revision;
+                    break;
+                }
+            }
+        }
+        self.reset(items, revision);
+        Ok(revision)
+    }
+
+    /// Feeds the cache from the store until the task is aborted.
+    pub(crate) async fn run(self: Arc<Self>, store: Arc<dyn Store>) {
+        let mut backoff = Duration::from_millis(10);
+        'relist: loop {
+            let mut from = match self.relist(&*store).await {
+                Ok(rev) => rev + 1,
+                Err(e) => {
+                    tracing::warn!(resource = %self.plural, error = %e, "watch cache list failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue 'relist;
+                }
+            };
+            backoff = Duration::from_millis(10);
+            loop {
+                let stream = match store.watch(&self.prefix, from).await {
+                    Ok(s) => s,
+                    Err(StoreError::Compacted { .. }) => continue 'relist,
+                    Err(e) => {
+                        tracing::warn!(resource = %self.plural, error = %e, "watch cache watch failed; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                };
+                let mut batches = stream.ready_chunks(1024);
+                while let Some(batch) = batches.next().await {
+                    let mut events = Vec::with_capacity(batch.len());
+                    let mut failure = None;
+                    for item in batch {
+                        match item {
+                            Ok(ev) => events.push(ev),
+                            Err(e) => {
+                                failure = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(last) = events.last() {
+                        from = last.revision() + 1;
+                    }
+                    self.apply(events);
+                    match failure {
+                        None => {}
+                        Some(StoreError::WatchLagged { resume_revision }) => {
+                            from = resume_revision;
+                            break;
+                        }
+                        Some(StoreError::Compacted { .. }) => continue 'relist,
+                        Some(e) => {
+                            tracing::warn!(resource = %self.plural, error = %e, "watch cache watch ended; resuming");
+                            tokio::time::sleep(backoff).await;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends bookmarks periodically until the task is aborted.
+    pub(crate) async fn run_bookmarks(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.config.bookmark_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.send_bookmarks();
+        }
+    }
+}
+
+fn event_for(filter: &ObjectFilter, strategy: &dyn Strategy, ev: &CacheEvent) -> Option<ObjectEvent> {
+    if ev.deleted {
+        return filter
+            .matches(&*ev.object, strategy)
+            .then(|| ObjectEvent::Deleted(ev.object.clone()));
+    }
+    let now = filter.matches(&*ev.object, strategy);
+    let before = ev
+        .prev
+        .as_ref()
+        .is_some_and(|p| filter.matches(&**p, strategy));
+    match (before, now) {
+        (false, true) => Some(ObjectEvent::Added(ev.object.clone())),
+        (true, true) => Some(ObjectEvent::Modified(ev.object.clone())),
+        (true, false) => Some(ObjectEvent::Deleted(ev.object.clone())),
+        (false, false) => None,
+    }
+}
+
+/// Sends `ev` to `w` if it selects it; false when the watcher is gone or
+/// overflowed and must be removed.
+fn deliver(w: &Watcher, ev: &CacheEvent, strategy: &dyn Strategy) -> bool {
+    if ev.revision <= w.after {
+        return true;
+    }
+    let Some(event) = event_for(&w.filter, strategy, ev) else {
+        return true;
+    };
+    match w.tx.try_send(Ok(event)) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            w.expired.store(true, Ordering::SeqCst);
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+fn dispatch(
+    state: &mut CacheState,
+    ev: &CacheEvent,
+    strategy: &dyn Strategy,
+    dead: &mut Vec<(u64, Option<String>)>,
+) {
+    if !state.node_watchers.is_empty() {
+        let now = strategy.node_name(&*ev.object).unwrap_or("");
+        let before = ev
+            .prev
+            .as_ref()
+            .map(|p| strategy.node_name(&**p).unwrap_or(""));
+        let mut nodes = [Some(now), None];
+        if let Some(b) = before
+            && b != now
+        {
+            nodes[1] = Some(b);
+        }
+        for node in nodes.into_iter().flatten() {
+            if let Some(ws) = state.node_watchers.get(node) {
+                for (id, w) in ws {
+                    if !deliver(w, ev, strategy) {
+                        dead.push((*id, Some(node.to_string())));
+                    }
+                }
+            }
+        }
+    }
+    for (id, w) in &state.watchers {
+        if !deliver(w, ev, strategy) {
+            dead.push((*id, None));
+        }
+    }
+}
+
+struct WatchGuard {
+    cache: std::sync::Weak<WatchCache>,
+    id: u64,
+    node: Option<String>,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        if let Some(cache) = self.cache.upgrade() {
+            cache.remove_watcher(self.id, self.node.as_deref());
+        }
+    }
+}
+
+/// The stream of one watcher: its events, then `Expired` if it was ended
+/// for falling behind or by a relist.
+struct WatchEvents {
+    rx: mpsc::Receiver<Result<ObjectEvent, ApiError>>,
+    expired: Arc<AtomicBool>,
+    guard: WatchGuard,
+    done: bool,
+}
+
+impl Stream for WatchEvents {
+    type Item = Result<ObjectEvent, ApiError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
+            Poll::Ready(None) => {
+                self.done = true;
+                let _ = &self.guard;
+                if self.expired.load(Ordering::SeqCst) {
+                    Poll::Ready(Some(Err(ApiError::Expired(String::from(
+                        "the watch fell behind or its cache was relisted; relist and watch again",
+                    )))))
+                } else {
+                    Poll::Ready(None)
+                }
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
