@@ -2,3 +2,4 @@
 //! points, a scheduling queue, a node cache and the default plugins.
 
 pub mod framework;
+pub mod plugins;
