@@ -15,7 +15,10 @@
 //! | NodeName | Filter |
 //! | TaintToleration | Filter, PreScore, Score |
 //! | NodeAffinity | PreFilter (narrows to pinned names), Filter, PreScore, Score |
+//! | NodePorts | PreFilter, Filter |
 //! | NodeResourcesFit | PreFilter, Filter, PreScore, Score |
+//! | NodeResourcesBalancedAllocation | PreScore, Score |
+//! | ImageLocality | PreFilter (counts nodes), Score |
 //! | DefaultBinder | Bind |
 
 use std::sync::Arc;
@@ -26,8 +29,11 @@ use crate::framework::{
 
 pub mod default_binder;
 pub mod helper;
+pub mod image_locality;
 pub mod node_affinity;
 pub mod node_name;
+pub mod node_ports;
+pub mod node_resources_balanced_allocation;
 pub mod node_resources_fit;
 pub mod node_unschedulable;
 pub mod priority_sort;
@@ -37,8 +43,13 @@ pub mod taint_toleration;
 pub(crate) mod testing;
 
 pub use default_binder::DefaultBinder;
+pub use image_locality::ImageLocality;
 pub use node_affinity::{NodeAffinity, NodeAffinityArgs};
 pub use node_name::NodeName;
+pub use node_ports::NodePorts;
+pub use node_resources_balanced_allocation::{
+    NodeResourcesBalancedAllocation, NodeResourcesBalancedAllocationArgs,
+};
 pub use node_resources_fit::{NodeResourcesFit, NodeResourcesFitArgs};
 pub use node_unschedulable::NodeUnschedulable;
 pub use priority_sort::PrioritySort;
@@ -95,6 +106,20 @@ pub fn default_registry() -> Registry {
                 Ok(Arc::new(NodeResourcesFit::new(a)?) as Arc<dyn crate::framework::Plugin>)
             }),
         ),
+        (NodePorts::NAME, no_args(NodePorts::NAME, |_| NodePorts)),
+        (
+            NodeResourcesBalancedAllocation::NAME,
+            Arc::new(|args, _| {
+                let a: NodeResourcesBalancedAllocationArgs =
+                    decode_args(NodeResourcesBalancedAllocation::NAME, args)?;
+                Ok(Arc::new(NodeResourcesBalancedAllocation::new(a)?)
+                    as Arc<dyn crate::framework::Plugin>)
+            }),
+        ),
+        (
+            ImageLocality::NAME,
+            no_args(ImageLocality::NAME, |_| ImageLocality),
+        ),
         (
             DefaultBinder::NAME,
             no_args(DefaultBinder::NAME, |ctx| {
@@ -121,7 +146,10 @@ pub fn default_profile(scheduler_name: &str) -> ProfileConfig {
         PluginEntry::new(NodeName::NAME),
         PluginEntry::new(TaintToleration::NAME).weight(3),
         PluginEntry::new(NodeAffinity::NAME).weight(2),
+        PluginEntry::new(NodePorts::NAME),
         PluginEntry::new(NodeResourcesFit::NAME).weight(1),
+        PluginEntry::new(NodeResourcesBalancedAllocation::NAME).weight(1),
+        PluginEntry::new(ImageLocality::NAME).weight(1),
         PluginEntry::new(DefaultBinder::NAME),
     ];
     ProfileConfig {
@@ -169,6 +197,8 @@ mod tests {
         assert_eq!(weight(TaintToleration::NAME), Some(3));
         assert_eq!(weight(NodeAffinity::NAME), Some(2));
         assert_eq!(weight(NodeResourcesFit::NAME), Some(1));
+        assert_eq!(weight(NodeResourcesBalancedAllocation::NAME), Some(1));
+        assert_eq!(weight(ImageLocality::NAME), Some(1));
     }
 
     #[test]
