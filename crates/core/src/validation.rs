@@ -1309,15 +1309,18 @@ fn validate_template(
     errs: &mut ValidationErrors,
 ) {
     let sel_path = path.child("selector");
+    let before = errs.0.len();
     if selector.is_empty() {
         errs.required(&sel_path, "");
     } else {
         validate_label_selector(selector, &sel_path, errs);
     }
+    // Matching an invalid selector would only repeat its problem.
+    let selector_valid = errs.0.len() == before;
     let tpl = path.child("template");
     let tpl_meta = tpl.child("metadata");
     validate_labels(&template.metadata.labels, &tpl_meta.child("labels"), errs);
-    if !selector.is_empty() && !selector.matches(&template.metadata.labels) {
+    if selector_valid && !selector.matches(&template.metadata.labels) {
         errs.invalid(
             &tpl_meta.child("labels"),
             &template.metadata.labels,
