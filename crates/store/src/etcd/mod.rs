@@ -11,7 +11,7 @@
 //! | `update` | txn: if `mod_revision == expected` and the key exists then put, else read the current revision |
 //! | `delete` | delete with previous value, or the same txn shape when an expected revision is given |
 //! | `watch` | watch with previous values from an explicit start revision, resumed after failures |
-//! | `compact` | compaction; compacted revisions surface as [`StoreError::Compacted`] |
+//! | `compact` | compaction (idempotent); reads and watches below it fail [`StoreError::Compacted`] |
 //!
 //! Every operation carries a deadline ([`EtcdConfig::request_timeout`]).
 //! Failures a caller should retry (lost member, leader change, no quorum,
@@ -866,9 +866,8 @@ impl Store for EtcdStore {
 
     async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
         if revision <= 0 {
-            return Err(StoreError::InvalidArgument(format!(
-                "cannot compact at revision {revision}"
-            )));
+            // Nothing lies before the first revision.
+            return Ok(());
         }
         let result = self
             .call("compact", true, || {
@@ -877,8 +876,8 @@ impl Store for EtcdStore {
             })
             .await;
         match result {
-            Ok(_) => Ok(()),
-            Err(Failure::Compacted) => Err(self.compacted(revision).await),
+            // Compacting at or below an earlier compaction changes nothing.
+            Ok(_) | Err(Failure::Compacted) => Ok(()),
             Err(Failure::FutureRevision) => Err(self.future(revision).await),
             Err(failure) => Err(self.error("compact", failure)),
         }
