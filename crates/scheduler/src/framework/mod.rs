@@ -5,6 +5,7 @@ mod cycle_state;
 mod events;
 mod interface;
 mod registry;
+mod runtime;
 mod status;
 mod types;
 
@@ -14,6 +15,11 @@ pub use interface::*;
 pub use registry::{
     DisabledPlugin, ExtensionPoint, PluginContext, PluginEntry, PluginError, PluginFactory,
     ProfileConfig, Registry, decode_args,
+};
+pub use runtime::{
+    DEFAULT_PARALLEL_THRESHOLD, Diagnosis, FitError, Framework, MAX_PERMIT_TIMEOUT,
+    MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND, MIN_FEASIBLE_NODES_TO_FIND, PodNominator, ScheduleError,
+    ScheduleResult, WaitingPod, WaitingPods, num_feasible_nodes_to_find,
 };
 pub use status::{Code, Status};
 pub use types::*;

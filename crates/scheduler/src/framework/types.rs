@@ -393,6 +393,12 @@ pub struct Snapshot {
     pub(crate) with_affinity: Vec<Arc<NodeInfo>>,
     pub(crate) with_required_anti_affinity: Vec<Arc<NodeInfo>>,
     pub(crate) generation: u64,
+    /// Per node index: position in `with_affinity` (`u32::MAX`: absent).
+    pub(crate) affinity_slot: Vec<u32>,
+    /// Per node index: position in `with_required_anti_affinity`.
+    pub(crate) anti_affinity_slot: Vec<u32>,
+    /// The cache layout this snapshot follows; a mismatch forces a rebuild.
+    pub(crate) epoch: u64,
 }
 
 impl Snapshot {
@@ -420,6 +426,9 @@ impl Snapshot {
             with_affinity,
             with_required_anti_affinity,
             generation: 0,
+            affinity_slot: Vec::new(),
+            anti_affinity_slot: Vec::new(),
+            epoch: 0,
         }
     }
 
@@ -451,5 +460,10 @@ impl Snapshot {
     /// Nodes that run at least one pod with required anti-affinity terms.
     pub fn nodes_with_required_anti_affinity_pods(&self) -> &[Arc<NodeInfo>] {
         &self.with_required_anti_affinity
+    }
+
+    /// The highest node generation this snapshot reflects.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 }
