@@ -17,6 +17,7 @@
 //! | NodeAffinity | PreFilter (narrows to pinned names), Filter, PreScore, Score |
 //! | NodePorts | PreFilter, Filter |
 //! | NodeResourcesFit | PreFilter, Filter, PreScore, Score |
+//! | InterPodAffinity | PreFilter (+ extensions), Filter, PreScore, Score |
 //! | NodeResourcesBalancedAllocation | PreScore, Score |
 //! | ImageLocality | PreFilter (counts nodes), Score |
 //! | DefaultBinder | Bind |
@@ -30,6 +31,7 @@ use crate::framework::{
 pub mod default_binder;
 pub mod helper;
 pub mod image_locality;
+pub mod inter_pod_affinity;
 pub mod node_affinity;
 pub mod node_name;
 pub mod node_ports;
@@ -44,6 +46,7 @@ pub(crate) mod testing;
 
 pub use default_binder::DefaultBinder;
 pub use image_locality::ImageLocality;
+pub use inter_pod_affinity::{InterPodAffinity, InterPodAffinityArgs};
 pub use node_affinity::{NodeAffinity, NodeAffinityArgs};
 pub use node_name::NodeName;
 pub use node_ports::NodePorts;
@@ -108,6 +111,14 @@ pub fn default_registry() -> Registry {
         ),
         (NodePorts::NAME, no_args(NodePorts::NAME, |_| NodePorts)),
         (
+            InterPodAffinity::NAME,
+            Arc::new(|args, ctx| {
+                let a: InterPodAffinityArgs = decode_args(InterPodAffinity::NAME, args)?;
+                Ok(Arc::new(InterPodAffinity::new(a, ctx.client.clone())?)
+                    as Arc<dyn crate::framework::Plugin>)
+            }),
+        ),
+        (
             NodeResourcesBalancedAllocation::NAME,
             Arc::new(|args, _| {
                 let a: NodeResourcesBalancedAllocationArgs =
@@ -148,6 +159,7 @@ pub fn default_profile(scheduler_name: &str) -> ProfileConfig {
         PluginEntry::new(NodeAffinity::NAME).weight(2),
         PluginEntry::new(NodePorts::NAME),
         PluginEntry::new(NodeResourcesFit::NAME).weight(1),
+        PluginEntry::new(InterPodAffinity::NAME).weight(2),
         PluginEntry::new(NodeResourcesBalancedAllocation::NAME).weight(1),
         PluginEntry::new(ImageLocality::NAME).weight(1),
         PluginEntry::new(DefaultBinder::NAME),
@@ -199,6 +211,7 @@ mod tests {
         assert_eq!(weight(NodeResourcesFit::NAME), Some(1));
         assert_eq!(weight(NodeResourcesBalancedAllocation::NAME), Some(1));
         assert_eq!(weight(ImageLocality::NAME), Some(1));
+        assert_eq!(weight(InterPodAffinity::NAME), Some(2));
     }
 
     #[test]
