@@ -17,6 +17,7 @@
 //! | NodeAffinity | PreFilter (narrows to pinned names), Filter, PreScore, Score |
 //! | NodePorts | PreFilter, Filter |
 //! | NodeResourcesFit | PreFilter, Filter, PreScore, Score |
+//! | PodTopologySpread | PreFilter (+ extensions), Filter, PreScore, Score |
 //! | InterPodAffinity | PreFilter (+ extensions), Filter, PreScore, Score |
 //! | NodeResourcesBalancedAllocation | PreScore, Score |
 //! | ImageLocality | PreFilter (counts nodes), Score |
@@ -38,6 +39,7 @@ pub mod node_ports;
 pub mod node_resources_balanced_allocation;
 pub mod node_resources_fit;
 pub mod node_unschedulable;
+pub mod pod_topology_spread;
 pub mod priority_sort;
 pub mod taint_toleration;
 
@@ -55,6 +57,7 @@ pub use node_resources_balanced_allocation::{
 };
 pub use node_resources_fit::{NodeResourcesFit, NodeResourcesFitArgs};
 pub use node_unschedulable::NodeUnschedulable;
+pub use pod_topology_spread::PodTopologySpread;
 pub use priority_sort::PrioritySort;
 pub use taint_toleration::TaintToleration;
 
@@ -111,6 +114,10 @@ pub fn default_registry() -> Registry {
         ),
         (NodePorts::NAME, no_args(NodePorts::NAME, |_| NodePorts)),
         (
+            PodTopologySpread::NAME,
+            no_args(PodTopologySpread::NAME, |_| PodTopologySpread::default()),
+        ),
+        (
             InterPodAffinity::NAME,
             Arc::new(|args, ctx| {
                 let a: InterPodAffinityArgs = decode_args(InterPodAffinity::NAME, args)?;
@@ -159,6 +166,7 @@ pub fn default_profile(scheduler_name: &str) -> ProfileConfig {
         PluginEntry::new(NodeAffinity::NAME).weight(2),
         PluginEntry::new(NodePorts::NAME),
         PluginEntry::new(NodeResourcesFit::NAME).weight(1),
+        PluginEntry::new(PodTopologySpread::NAME).weight(2),
         PluginEntry::new(InterPodAffinity::NAME).weight(2),
         PluginEntry::new(NodeResourcesBalancedAllocation::NAME).weight(1),
         PluginEntry::new(ImageLocality::NAME).weight(1),
@@ -212,6 +220,7 @@ mod tests {
         assert_eq!(weight(NodeResourcesBalancedAllocation::NAME), Some(1));
         assert_eq!(weight(ImageLocality::NAME), Some(1));
         assert_eq!(weight(InterPodAffinity::NAME), Some(2));
+        assert_eq!(weight(PodTopologySpread::NAME), Some(2));
     }
 
     #[test]
