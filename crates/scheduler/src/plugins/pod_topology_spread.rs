@@ -135,7 +135,7 @@ struct Counter {
 impl Counter {
     fn new(n: usize) -> Self {
         Self {
-            domains: vec![Arc::new(HashMap::new()); n],
+            domains: (0..n).map(|_| Arc::new(HashMap::new())).collect(),
             nodes_per_domain: vec![Vec::new(); n],
             matches: vec![Vec::new(); n],
             slots: Vec::new(),
