@@ -17,7 +17,7 @@ use parking_lot::{Condvar, Mutex};
 
 use disk::{DirLock, Segment};
 pub use disk::{DiskError, FORMAT_VERSION};
-use state::State;
+use state::{Expect, State};
 
 /// When a durable [`MemoryStore`] calls `fsync` on its write-ahead log.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -492,8 +492,7 @@ impl MemoryStore {
     fn write_create(&self, key: &str, value: Bytes) -> Result<(KeyValue, bool), StoreError> {
         let mut inner = self.shared().inner.lock();
         self.check_writable(&inner, key, value.len())?;
-        inner.state.check_create(key)?;
-        let kv = self.put(&mut inner, key, value);
+        let kv = self.put(&mut inner, key, value, Expect::Absent)?;
         let wait = self.commit(inner, kv.mod_revision);
         Ok((kv, wait))
     }
@@ -506,8 +505,7 @@ impl MemoryStore {
     ) -> Result<(KeyValue, bool), StoreError> {
         let mut inner = self.shared().inner.lock();
         self.check_writable(&inner, key, value.len())?;
-        inner.state.check_update(key, expected)?;
-        let kv = self.put(&mut inner, key, value);
+        let kv = self.put(&mut inner, key, value, Expect::ModRevision(expected))?;
         let wait = self.commit(inner, kv.mod_revision);
         Ok((kv, wait))
     }
@@ -531,12 +529,18 @@ impl MemoryStore {
         Ok((kv, revision, wait))
     }
 
-    fn put(&self, inner: &mut Inner, key: &str, value: Bytes) -> KeyValue {
-        let kv = inner.state.apply_put(key, value);
+    fn put(
+        &self,
+        inner: &mut Inner,
+        key: &str,
+        value: Bytes,
+        expect: Expect,
+    ) -> Result<KeyValue, StoreError> {
+        let kv = inner.state.put(key, value, expect)?;
         if self.shared().wal.is_some() {
             disk::encode_put(&mut inner.wal_buf, kv.mod_revision, key, &kv.value);
         }
-        kv
+        Ok(kv)
     }
 }
 

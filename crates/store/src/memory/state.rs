@@ -64,6 +64,17 @@ impl LogEntry {
     }
 }
 
+/// The condition of a put.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// Any state (replay of the log).
+    Any,
+    /// The key must be absent (create).
+    Absent,
+    /// The key must be live with this mod revision (update).
+    ModRevision(Revision),
+}
+
 /// A write as recorded in the write-ahead log: enough to replay it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum WalOp<'a> {
@@ -184,27 +195,6 @@ impl State {
         }
     }
 
-    /// Validates a create; returns the entry for `apply_put`.
-    pub(crate) fn check_create(&self, key: &str) -> Result<(), StoreError> {
-        Self::check_key(key)?;
-        if self.live_latest(key).is_some() {
-            return Err(StoreError::AlreadyExists { key: key.into() });
-        }
-        Ok(())
-    }
-
-    pub(crate) fn check_update(&self, key: &str, expected: Revision) -> Result<(), StoreError> {
-        Self::check_key(key)?;
-        match self.live_latest(key) {
-            None => Err(StoreError::NotFound { key: key.into() }),
-            Some(r) if r.mod_revision != expected => Err(StoreError::Conflict {
-                key: key.into(),
-                current_revision: r.mod_revision,
-            }),
-            Some(_) => Ok(()),
-        }
-    }
-
     pub(crate) fn check_delete(
         &self,
         key: &str,
@@ -221,14 +211,21 @@ impl State {
         }
     }
 
-    /// Writes `value` to `key` at the next revision (create or update, after
-    /// validation). Returns the new version.
-    pub(crate) fn apply_put(&mut self, key: &str, value: Bytes) -> KeyValue {
-        let revision = self.revision + 1;
-        self.revision = revision;
+    /// Writes `value` to `key` at the next revision if `expect` holds (one
+    /// map lookup: the hot path). Returns the new version.
+    pub(crate) fn put(
+        &mut self,
+        key: &str,
+        value: Bytes,
+        expect: Expect,
+    ) -> Result<KeyValue, StoreError> {
+        Self::check_key(key)?;
         let history = match self.keys.get_mut(key) {
             Some(h) => h,
             None => {
+                if let Expect::ModRevision(_) = expect {
+                    return Err(StoreError::NotFound { key: key.into() });
+                }
                 let k: Arc<str> = Arc::from(key);
                 self.keys.entry(k.clone()).or_insert(KeyHistory {
                     key: k,
@@ -236,7 +233,25 @@ impl State {
                 })
             }
         };
-        let prev = history.recs.last().filter(|r| r.live().is_some()).cloned();
+        let prev = history.recs.last().filter(|r| r.live().is_some());
+        match (expect, prev) {
+            (Expect::Absent, Some(_)) => {
+                return Err(StoreError::AlreadyExists { key: key.into() });
+            }
+            (Expect::ModRevision(_), None) => {
+                return Err(StoreError::NotFound { key: key.into() });
+            }
+            (Expect::ModRevision(e), Some(p)) if p.mod_revision != e => {
+                return Err(StoreError::Conflict {
+                    key: key.into(),
+                    current_revision: p.mod_revision,
+                });
+            }
+            _ => {}
+        }
+        let prev = prev.cloned();
+        let revision = self.revision + 1;
+        self.revision = revision;
         let rec = match &prev {
             Some(p) => Rec {
                 value: Some(value.clone()),
@@ -251,7 +266,6 @@ impl State {
                 version: 1,
             },
         };
-        history.recs.push(rec.clone());
         let kv = KeyValue {
             key: key.to_owned(),
             value,
@@ -260,12 +274,13 @@ impl State {
             version: rec.version,
         };
         let key_arc = history.key.clone();
+        history.recs.push(rec.clone());
         self.log.push_back(LogEntry {
             key: key_arc,
             rec,
             prev,
         });
-        kv
+        Ok(kv)
     }
 
     /// Deletes a live `key` at the next revision (after validation). Returns
@@ -305,7 +320,8 @@ impl State {
         }
         match op {
             WalOp::Put { key, value, .. } => {
-                self.apply_put(key, Bytes::copy_from_slice(value));
+                self.put(key, Bytes::copy_from_slice(value), Expect::Any)
+                    .map_err(|e| format!("put at revision {revision}: {e}"))?;
             }
             WalOp::Delete { key, .. } => {
                 if self.apply_delete(key).is_none() {
@@ -576,7 +592,9 @@ mod tests {
     use super::*;
 
     fn put(state: &mut State, key: &str, value: &str) -> KeyValue {
-        let kv = state.apply_put(key, Bytes::copy_from_slice(value.as_bytes()));
+        let kv = state
+            .put(key, Bytes::copy_from_slice(value.as_bytes()), Expect::Any)
+            .unwrap();
         state.commit(state.revision);
         kv
     }
@@ -648,7 +666,8 @@ mod tests {
     fn uncommitted_writes_are_invisible() {
         let mut s = State::new(None);
         put(&mut s, "/a", "1");
-        s.apply_put("/a", Bytes::from_static(b"2"));
+        s.put("/a", Bytes::from_static(b"2"), Expect::ModRevision(1))
+            .unwrap();
         assert_eq!(
             s.get("/a").map(|kv| kv.value),
             Some(Bytes::from_static(b"1"))
