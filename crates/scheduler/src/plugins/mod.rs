@@ -19,6 +19,7 @@
 //! | NodeResourcesFit | PreFilter, Filter, PreScore, Score |
 //! | PodTopologySpread | PreFilter (+ extensions), Filter, PreScore, Score |
 //! | InterPodAffinity | PreFilter (+ extensions), Filter, PreScore, Score |
+//! | DefaultPreemption | PostFilter |
 //! | NodeResourcesBalancedAllocation | PreScore, Score |
 //! | ImageLocality | PreFilter (counts nodes), Score |
 //! | DefaultBinder | Bind |
@@ -30,6 +31,7 @@ use crate::framework::{
 };
 
 pub mod default_binder;
+pub mod default_preemption;
 pub mod helper;
 pub mod image_locality;
 pub mod inter_pod_affinity;
@@ -47,6 +49,7 @@ pub mod taint_toleration;
 pub(crate) mod testing;
 
 pub use default_binder::DefaultBinder;
+pub use default_preemption::DefaultPreemption;
 pub use image_locality::ImageLocality;
 pub use inter_pod_affinity::{InterPodAffinity, InterPodAffinityArgs};
 pub use node_affinity::{NodeAffinity, NodeAffinityArgs};
@@ -126,6 +129,10 @@ pub fn default_registry() -> Registry {
             }),
         ),
         (
+            DefaultPreemption::NAME,
+            no_args(DefaultPreemption::NAME, |_| DefaultPreemption::default()),
+        ),
+        (
             NodeResourcesBalancedAllocation::NAME,
             Arc::new(|args, _| {
                 let a: NodeResourcesBalancedAllocationArgs =
@@ -168,6 +175,7 @@ pub fn default_profile(scheduler_name: &str) -> ProfileConfig {
         PluginEntry::new(NodeResourcesFit::NAME).weight(1),
         PluginEntry::new(PodTopologySpread::NAME).weight(2),
         PluginEntry::new(InterPodAffinity::NAME).weight(2),
+        PluginEntry::new(DefaultPreemption::NAME),
         PluginEntry::new(NodeResourcesBalancedAllocation::NAME).weight(1),
         PluginEntry::new(ImageLocality::NAME).weight(1),
         PluginEntry::new(DefaultBinder::NAME),
