@@ -219,7 +219,7 @@ impl ParsedQuantity {
     pub fn parse(s: &str) -> Result<Self, QuantityError> {
         let parts = split(s)?;
         let magnitude =
-            scaled_magnitude(&parts).ok_or_else(|| QuantityError::OutOfRange(s.to_string()))?;
+            scaled_magnitude(&parts, 9).ok_or_else(|| QuantityError::OutOfRange(s.to_string()))?;
         if magnitude > MAX_NANOS {
             return Err(QuantityError::OutOfRange(s.to_string()));
         }
@@ -354,46 +354,62 @@ fn parse_exponent(b: &[u8]) -> Option<i64> {
     Some(if negative { -e } else { e })
 }
 
-/// The magnitude in nano-units, rounded up: `ceil(|digits| * 10^(exp10 -
-/// frac_len + 9) * 2^exp2)`, or `None` if it does not fit a `u128`.
-fn scaled_magnitude(p: &Parts<'_>) -> Option<u128> {
+/// `10^i` for every `i` whose power fits a `u128`.
+const POW10: [u128; 39] = {
+    let mut t = [1u128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+/// The magnitude in units of `10^-scale`, rounded up: `ceil(|digits| *
+/// 10^(exp10 - frac_len + scale) * 2^exp2)`, or `None` if it does not fit a
+/// `u128`.
+fn scaled_magnitude(p: &Parts<'_>, scale: i64) -> Option<u128> {
     let n = p.int.len() + p.frac.len();
-    let digit = |i: usize| -> u128 {
+    let digit = |i: usize| -> u8 {
         let c = if i < p.int.len() {
             p.int[i]
         } else {
             p.frac[i - p.int.len()]
         };
-        u128::from(c - b'0')
+        c - b'0'
     };
-    let pow2: u128 = 1 << p.exp2;
+    // exp2 <= 60, so 2^exp2 fits a u64.
+    let pow2: u64 = 1 << p.exp2;
     // frac.len() is bounded by the input length, far below i64::MAX.
-    let exp = p.exp10 - p.frac.len() as i64 + 9;
+    let exp = p.exp10 - p.frac.len() as i64 + scale;
     if exp >= 0 {
         let mut acc: u128 = 0;
         for i in 0..n {
-            acc = acc.checked_mul(10)?.checked_add(digit(i))?;
+            acc = acc.checked_mul(10)?.checked_add(u128::from(digit(i)))?;
         }
         if acc == 0 {
             return Some(0);
         }
-        let exp = u32::try_from(exp).ok()?;
-        return acc.checked_mul(10u128.checked_pow(exp)?)?.checked_mul(pow2);
+        let scale = POW10.get(usize::try_from(exp).ok()?)?;
+        return acc.checked_mul(*scale)?.checked_mul(u128::from(pow2));
     }
     // The last `m` digits (with leading zeros when m > n) are fractional.
     let m = usize::try_from(exp.unsigned_abs()).unwrap_or(usize::MAX);
     let split = n.saturating_sub(m);
     let mut int_part: u128 = 0;
     for i in 0..split {
-        int_part = int_part.checked_mul(10)?.checked_add(digit(i))?;
+        int_part = int_part
+            .checked_mul(10)?
+            .checked_add(u128::from(digit(i)))?;
     }
     // Multiply the fraction 0.f1f2...fk by 2^exp2, right to left with carry:
     // the final carry is its integer part, any non-zero digit left behind a
-    // remainder that rounds the result up.
-    let mut carry: u128 = 0;
+    // remainder that rounds the result up. The carry stays below 2^60, so
+    // `digit * 2^exp2 + carry < 10 * 2^60` fits a u64.
+    let mut carry: u64 = 0;
     let mut remainder = false;
     for i in (split..n).rev() {
-        let t = digit(i) * pow2 + carry;
+        let t = u64::from(digit(i)) * pow2 + carry;
         remainder |= !t.is_multiple_of(10);
         carry = t / 10;
     }
@@ -404,9 +420,30 @@ fn scaled_magnitude(p: &Parts<'_>) -> Option<u128> {
         leading_zeros -= 1;
     }
     int_part
-        .checked_mul(pow2)?
-        .checked_add(carry)?
+        .checked_mul(u128::from(pow2))?
+        .checked_add(u128::from(carry))?
         .checked_add(u128::from(remainder))
+}
+
+/// The value of `s` in units of `10^-scale`, rounded up away from zero,
+/// computed at that scale directly (no wide division). Rounding twice
+/// (`ceil(ceil(x * 10^9) / 10^(9 - scale))`) gives the same result, so this
+/// agrees with [`ParsedQuantity::value`] and [`ParsedQuantity::milli_value`].
+fn scaled_i64(s: &str, scale: i64) -> Result<i64, QuantityError> {
+    let parts = split(s)?;
+    let out_of_range = || QuantityError::OutOfRange(s.to_string());
+    let magnitude = scaled_magnitude(&parts, scale)
+        // Base units are bounded by 2^63-1 in both directions; scaled
+        // values only by the i64 range.
+        .filter(|m| *m <= i64::MAX as u128 || (scale > 0 && parts.negative && *m == 1 << 63))
+        .ok_or_else(out_of_range)?;
+    // magnitude <= 2^63, so the conversions are exact.
+    let signed = if parts.negative {
+        -(magnitude as i128)
+    } else {
+        magnitude as i128
+    };
+    i64::try_from(signed).map_err(|_| out_of_range())
 }
 
 impl FromStr for ParsedQuantity {
@@ -421,10 +458,10 @@ impl fmt::Display for ParsedQuantity {
     /// Writes the Kubernetes canonical form: the shortest integer mantissa
     /// with a suffix whose exponent is a multiple of three (decimal) or ten
     /// (binary). Binary notation falls back to decimal for values that are not
-    /// a whole number of Ki (Kubernetes also writes `1500` for a binary
-    /// 1500 bytes, but writes 17049000 bytes as `17049000`, which reads back
-    /// as decimal and re-formats as `17049k`; falling back keeps the
-    /// canonical form stable).
+    /// a whole number of Ki. This differs from Kubernetes in one corner:
+    /// Kubernetes writes a binary 17049000 as `17049000`, which reads back
+    /// as decimal and then formats as `17049k`; ketch writes `17049k` at
+    /// once, so the canonical form of a canonical form is itself.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut format = self.format;
         if format == Format::BinarySI && self.nanos % (1024 * NANOS_PER_UNIT) != 0 {
@@ -495,9 +532,7 @@ impl Quantity {
     /// assert_eq!(Quantity::from("2").milli_value(), Ok(2000));
     /// ```
     pub fn milli_value(&self) -> Result<i64, QuantityError> {
-        self.parse()?
-            .milli_value()
-            .ok_or_else(|| QuantityError::OutOfRange(self.0.clone()))
+        scaled_i64(&self.0, 3)
     }
 
     /// The value in base units (bytes for memory, plain counts for extended
@@ -510,7 +545,7 @@ impl Quantity {
     /// assert_eq!(Quantity::from("100m").value(), Ok(1));
     /// ```
     pub fn value(&self) -> Result<i64, QuantityError> {
-        Ok(self.parse()?.value())
+        scaled_i64(&self.0, 0)
     }
 
     /// The canonical form of this quantity (`1000m` becomes `1`, `1024Mi`
@@ -826,6 +861,24 @@ mod tests {
             if let Ok(p) = ParsedQuantity::parse(&s) {
                 let back = ParsedQuantity::parse(&p.to_string()).unwrap();
                 prop_assert_eq!(back.nanos(), p.nanos());
+            }
+        }
+
+        #[test]
+        fn direct_and_parsed_values_agree(s in "[+-]?[0-9]{0,20}(\\.[0-9]{0,12})?([numkMGTPE]|[KMGTPE]i|[eE][+-]?[0-9]{1,2})?") {
+            let q = Quantity(s.clone());
+            match ParsedQuantity::parse(&s) {
+                Ok(p) => {
+                    prop_assert_eq!(q.value(), Ok(p.value()));
+                    match p.milli_value() {
+                        Some(m) => prop_assert_eq!(q.milli_value(), Ok(m)),
+                        None => prop_assert_eq!(q.milli_value(), Err(QuantityError::OutOfRange(s.clone()))),
+                    }
+                }
+                Err(e) => {
+                    prop_assert_eq!(q.value(), Err(e.clone()));
+                    prop_assert_eq!(q.milli_value(), Err(e));
+                }
             }
         }
 
