@@ -3,7 +3,7 @@
 //! of each `store` figure to its `raw` twin (the goal: at most 1.10).
 //!
 //! Besides criterion's figures (measured one after the other, so drift in
-//! the machine's load shows up in them), the run ends with an interleaved
+//! the machine's load shows up in them), the run starts with an interleaved
 //! comparison: rounds that alternate a batch through the store with a batch
 //! through the raw client, reporting the median per-operation time of each
 //! and their ratio.
@@ -232,17 +232,6 @@ fn benches(c: &mut Criterion) {
     };
     fixture.seed();
 
-    for op in Op::ALL {
-        let mut group = c.benchmark_group(op.name());
-        group.bench_function("store", |b| {
-            b.to_async(&fixture.runtime).iter(|| fixture.store_op(op))
-        });
-        group.bench_function("raw", |b| {
-            b.to_async(&fixture.runtime).iter(|| fixture.raw_op(op))
-        });
-        group.finish();
-    }
-
     println!("\ninterleaved comparison ({ROUNDS} rounds of {BATCH} operations each way, medians):");
     println!("{:<10} {:>12} {:>12} {:>8}", "op", "store", "raw", "ratio");
     for op in Op::ALL {
@@ -255,13 +244,25 @@ fn benches(c: &mut Criterion) {
             store.as_secs_f64() / raw.as_secs_f64()
         );
     }
+
+    for op in Op::ALL {
+        let mut group = c.benchmark_group(op.name());
+        group.bench_function("store", |b| {
+            b.to_async(&fixture.runtime).iter(|| fixture.store_op(op))
+        });
+        group.bench_function("raw", |b| {
+            b.to_async(&fixture.runtime).iter(|| fixture.raw_op(op))
+        });
+        group.finish();
+    }
 }
 
 criterion_group! {
     name = etcd_store;
     config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
     targets = benches
 }
 

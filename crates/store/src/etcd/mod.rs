@@ -287,12 +287,12 @@ impl EtcdStore {
         self.inner.kv.clone()
     }
 
-    /// The etcd key of store key `key`; empty keys are refused.
-    fn full_key(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+    /// Refuses empty keys.
+    fn check_key(key: &str) -> Result<(), StoreError> {
         if key.is_empty() {
             return Err(StoreError::InvalidArgument("the key is empty".to_string()));
         }
-        Ok(self.full_prefix(key))
+        Ok(())
     }
 
     /// The etcd key prefix of store prefix `prefix` (which may be empty).
@@ -607,11 +607,11 @@ fn malformed(op: &str) -> StoreError {
 #[async_trait::async_trait]
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let full = self.full_key(key)?;
+        Self::check_key(key)?;
         let mut response = self
             .call("get", true, || {
                 let mut kv = self.kv();
-                let full = full.clone();
+                let full = self.full_prefix(key);
                 async move { kv.get(full, None).await }
             })
             .await
@@ -660,8 +660,7 @@ impl Store for EtcdStore {
         let result = self
             .call("list", true, || {
                 let mut kv = self.kv();
-                let start = start.clone();
-                let get_options = get_options.clone();
+                let (start, get_options) = (start.clone(), get_options.clone());
                 async move { kv.get(start, Some(get_options)).await }
             })
             .await;
@@ -700,14 +699,14 @@ impl Store for EtcdStore {
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StoreError> {
-        let full = self.full_key(key)?;
-        let txn = Txn::new()
-            .when([Compare::create_revision(full.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(full, value.to_vec(), None)]);
+        Self::check_key(key)?;
         let response = self
             .call("create", false, || {
                 let mut kv = self.kv();
-                let txn = txn.clone();
+                let full = self.full_prefix(key);
+                let txn = Txn::new()
+                    .when([Compare::create_revision(full.clone(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(full, value.to_vec(), None)]);
                 async move { kv.txn(txn).await }
             })
             .await
@@ -734,22 +733,26 @@ impl Store for EtcdStore {
         value: Bytes,
         expected_mod_revision: Revision,
     ) -> Result<KeyValue, StoreError> {
-        let full = self.full_key(key)?;
-        let txn = Txn::new()
-            .when([
-                Compare::mod_revision(full.clone(), CompareOp::Equal, expected_mod_revision),
-                Compare::version(full.clone(), CompareOp::Greater, 0),
-            ])
-            .and_then([TxnOp::put(
-                full.clone(),
-                value.to_vec(),
-                Some(PutOptions::new().with_prev_key()),
-            )])
-            .or_else([TxnOp::get(full, None)]);
+        Self::check_key(key)?;
         let mut response = self
             .call("update", false, || {
                 let mut kv = self.kv();
-                let txn = txn.clone();
+                let full = self.full_prefix(key);
+                let txn = Txn::new()
+                    .when([
+                        Compare::mod_revision(
+                            full.clone(),
+                            CompareOp::Equal,
+                            expected_mod_revision,
+                        ),
+                        Compare::version(full.clone(), CompareOp::Greater, 0),
+                    ])
+                    .and_then([TxnOp::put(
+                        full.clone(),
+                        value.to_vec(),
+                        Some(PutOptions::new().with_prev_key()),
+                    )])
+                    .or_else([TxnOp::get(full, None)]);
                 async move { kv.txn(txn).await }
             })
             .await
@@ -786,15 +789,14 @@ impl Store for EtcdStore {
         key: &str,
         expected_mod_revision: Option<Revision>,
     ) -> Result<(KeyValue, Revision), StoreError> {
-        let full = self.full_key(key)?;
-        let delete_options = DeleteOptions::new().with_prev_key();
+        Self::check_key(key)?;
         let Some(expected) = expected_mod_revision else {
             let mut response = self
                 .call("delete", false, || {
                     let mut kv = self.kv();
-                    let full = full.clone();
-                    let delete_options = delete_options.clone();
-                    async move { kv.delete(full, Some(delete_options)).await }
+                    let full = self.full_prefix(key);
+                    let options = DeleteOptions::new().with_prev_key();
+                    async move { kv.delete(full, Some(options)).await }
                 })
                 .await
                 .map_err(|f| self.error("delete", f))?;
@@ -807,17 +809,20 @@ impl Store for EtcdStore {
                 }),
             };
         };
-        let txn = Txn::new()
-            .when([
-                Compare::mod_revision(full.clone(), CompareOp::Equal, expected),
-                Compare::version(full.clone(), CompareOp::Greater, 0),
-            ])
-            .and_then([TxnOp::delete(full.clone(), Some(delete_options))])
-            .or_else([TxnOp::get(full, None)]);
         let mut response = self
             .call("delete", false, || {
                 let mut kv = self.kv();
-                let txn = txn.clone();
+                let full = self.full_prefix(key);
+                let txn = Txn::new()
+                    .when([
+                        Compare::mod_revision(full.clone(), CompareOp::Equal, expected),
+                        Compare::version(full.clone(), CompareOp::Greater, 0),
+                    ])
+                    .and_then([TxnOp::delete(
+                        full.clone(),
+                        Some(DeleteOptions::new().with_prev_key()),
+                    )])
+                    .or_else([TxnOp::get(full, None)]);
                 async move { kv.txn(txn).await }
             })
             .await
