@@ -616,3 +616,6 @@ fn remove(snapshot: &mut Snapshot, name: &str) {
         snapshot.index.insert(moved_name, idx);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1430,3 +1430,7 @@ impl Framework {
         Status::success()
     }
 }
+
+#[cfg(test)]
+#[path = "runtime_tests.rs"]
+mod tests;

@@ -872,3 +872,6 @@ fn heap_rebuild(heap: &mut [HeapItem], sort: &dyn QueueSortPlugin) {
         sift_down(heap, i, sort);
     }
 }
+
+#[cfg(test)]
+mod tests;
