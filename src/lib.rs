@@ -17,3 +17,7 @@ pub use ketch_core as core;
 pub use ketch_node as node;
 pub use ketch_scheduler as scheduler;
 pub use ketch_store as store;
+
+mod cluster;
+
+pub use cluster::{Cluster, ClusterBuilder, ClusterError};
