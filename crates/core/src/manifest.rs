@@ -80,6 +80,16 @@ pub enum ManifestError {
         #[source]
         source: DecodeError,
     },
+    /// YAML flow collections (`[...]`, `{...}`) are nested deeper than
+    /// [`MAX_FLOW_DEPTH`]; rejected before parsing, whose cost grows with
+    /// the square of the depth.
+    #[error("invalid YAML: flow collections nested deeper than {limit} levels at line {line}")]
+    TooDeep {
+        /// One-based line where the limit was passed.
+        line: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// An object could not be written out.
     #[error("object {index}: cannot encode: {message}")]
     Encode {
@@ -130,6 +140,7 @@ pub fn decode_manifests(
 /// assert_eq!(objs.iter().map(|o| o.metadata().name()).collect::<Vec<_>>(), ["a", "b"]);
 /// ```
 pub fn decode_yaml(text: &str, scheme: &Scheme) -> Result<Vec<Box<dyn Object>>, ManifestError> {
+    check_flow_depth(text)?;
     let mut objects = Vec::new();
     for (index, document) in serde_norway::Deserializer::from_str(text).enumerate() {
         let value = serde_json::Value::deserialize(document).map_err(|e| ManifestError::Yaml {
@@ -142,6 +153,59 @@ pub fn decode_yaml(text: &str, scheme: &Scheme) -> Result<Vec<Box<dyn Object>>, 
         decode_document(index, value, scheme, &mut objects)?;
     }
     Ok(objects)
+}
+
+/// Deepest nesting of YAML flow collections accepted. Decoding stops at 128
+/// levels of any nesting anyway; this bound only keeps hostile input from
+/// making the parser slow.
+pub const MAX_FLOW_DEPTH: usize = 256;
+
+/// Rejects text whose `[`/`{` nesting passes [`MAX_FLOW_DEPTH`]. Brackets in
+/// quoted scalars and comments are skipped; in the rare plain scalar that
+/// holds brackets they are counted, which can only make the count larger
+/// than a real nesting that would fail to decode anyway.
+fn check_flow_depth(text: &str) -> Result<(), ManifestError> {
+    let mut depth = 0usize;
+    let mut line = 1;
+    let mut quote: Option<u8> = None;
+    let mut comment = false;
+    let mut prev = b'\n';
+    let mut bytes = text.bytes();
+    while let Some(c) = bytes.next() {
+        if c == b'\n' {
+            line += 1;
+            comment = false;
+        }
+        match quote {
+            Some(b'"') if c == b'\\' => {
+                bytes.next();
+            }
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if comment => {}
+            None => match c {
+                b'#' if prev.is_ascii_whitespace() => comment = true,
+                // A quote opens a scalar only where a scalar can start, not
+                // inside a word (`don't`).
+                b'"' | b'\'' if prev.is_ascii_whitespace() || b"[{,:-?".contains(&prev) => {
+                    quote = Some(c)
+                }
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        return Err(ManifestError::TooDeep {
+                            line,
+                            limit: MAX_FLOW_DEPTH,
+                        });
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        prev = c;
+    }
+    Ok(())
 }
 
 /// Decodes JSON: one or more concatenated values, each an object (possibly a
@@ -346,6 +410,39 @@ items:
         );
         let ok = text.replace("finalizer:", "finalizers:");
         assert_eq!(decode_manifests(&ok, &scheme()).map(|v| v.len()), Ok(2));
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_rejected_quickly() {
+        let started = std::time::Instant::now();
+        let deep = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {}\n",
+            "[a, ".repeat(100_000)
+        );
+        assert_eq!(
+            decode_manifests(&deep, &scheme()).unwrap_err(),
+            ManifestError::TooDeep {
+                line: 3,
+                limit: MAX_FLOW_DEPTH
+            }
+        );
+        let json = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(decode_manifests(&json, &scheme()).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // Brackets in quoted scalars and comments do not count.
+        let quoted = format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a  # {}\n  annotations: {{x: \"{}\", y: '{}'}}\n",
+            "[".repeat(300),
+            "{".repeat(300),
+            "[".repeat(300)
+        );
+        assert_eq!(decode_manifests(&quoted, &scheme()).map(|v| v.len()), Ok(1));
+        // An apostrophe inside a word opens no quote that could hide brackets.
+        let apostrophe = format!("a: don't\nb: {}\n", "[".repeat(300));
+        assert!(matches!(
+            decode_manifests(&apostrophe, &scheme()),
+            Err(ManifestError::TooDeep { line: 2, .. })
+        ));
     }
 
     #[test]
