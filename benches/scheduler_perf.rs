@@ -253,6 +253,7 @@ async fn run(workload: &Workload, store: StoreKind) -> Result<Summary, String> {
             tracker.observed().victims.len()
         );
     }
+    let attempts = scheduler.attempts();
     scheduler.stop().await?;
 
     let summary = samples.summary();
@@ -265,7 +266,7 @@ async fn run(workload: &Workload, store: StoreKind) -> Result<Summary, String> {
     };
     let report = checks::check(&client, workload, &victims, &preemptor_priority).await?;
     eprintln!(
-        "  {}: setup {:.1}s (nodes {:.1}s, initial pods {:.1}s); measured pods created in {:.2}s, all bound in {:.2}s; {} samples; {} pods bound in total, {} violations",
+        "  {}: setup {:.1}s (nodes {:.1}s, initial pods {:.1}s); measured pods created in {:.2}s, all bound in {:.2}s; {} samples; {} pods bound in total, {} violations; scheduler attempts: {attempts}",
         workload.name,
         initial_bound.as_secs_f64(),
         nodes_created.as_secs_f64(),

@@ -83,11 +83,33 @@ impl Cluster {
 
 /// The scheduler running in a task of its own until stopped.
 pub struct SchedulerHandle {
+    scheduler: Scheduler,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), SchedulerError>>,
 }
 
 impl SchedulerHandle {
+    /// The scheduler's attempt counters (`scheduler_schedule_attempts` and
+    /// `scheduler_preemption_attempts`), one `result=count` pair each.
+    pub fn attempts(&self) -> String {
+        let text = self.scheduler.metrics();
+        let mut counts = Vec::new();
+        for line in text.lines() {
+            let label = if let Some(rest) =
+                line.strip_prefix("scheduler_schedule_attempts_total{result=\"")
+            {
+                rest.split('"').next().unwrap_or(rest)
+            } else if line.starts_with("scheduler_preemption_attempts_total") {
+                "preemption"
+            } else {
+                continue;
+            };
+            let value = line.rsplit(' ').next().unwrap_or("?");
+            counts.push(format!("{label}={value}"));
+        }
+        counts.join(" ")
+    }
+
     /// Stops the scheduling loop and waits for it to end.
     pub async fn stop(self) -> Result<(), String> {
         // The loop may have ended already; its result tells why.
@@ -109,14 +131,19 @@ impl Cluster {
             .build()
             .map_err(|e| format!("building the scheduler: {e}"))?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = scheduler.clone();
         let task = tokio::spawn(async move {
-            scheduler
+            running
                 .run(async move {
                     // A dropped sender stops the scheduler as well.
                     let _ = stopped.await;
                 })
                 .await
         });
-        Ok(SchedulerHandle { stop, task })
+        Ok(SchedulerHandle {
+            scheduler,
+            stop,
+            task,
+        })
     }
 }
