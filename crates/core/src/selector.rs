@@ -285,21 +285,30 @@ pub struct Requirement {
 }
 
 impl Requirement {
-    /// A requirement; `values` are sorted and de-duplicated. Keys and values
-    /// are not checked here (parsing checks them).
+    /// A requirement; `values` are sorted and de-duplicated. `Equals`,
+    /// `NotEquals`, `GreaterThan` and `LessThan` keep only the first value
+    /// (`""` when none is given), `Exists` and `DoesNotExist` none. Keys and
+    /// values are not checked here (parsing checks them).
     ///
     /// ```
     /// use ketch_core::selector::{Operator, Requirement};
     /// let r = Requirement::new("env", Operator::In, ["b", "a", "b"]);
     /// assert_eq!(r.values(), ["a", "b"]);
     /// assert_eq!(r.to_string(), "env in (a,b)");
+    /// let eq = Requirement::new("env", Operator::Equals, ["b", "a"]);
+    /// assert_eq!(eq.to_string(), "env=b");
     /// ```
     pub fn new<V: Into<String>>(
         key: impl Into<String>,
         operator: Operator,
         values: impl IntoIterator<Item = V>,
     ) -> Self {
-        let mut values: Vec<String> = values.into_iter().map(Into::into).collect();
+        let mut values = values.into_iter().map(Into::into);
+        let mut values: Vec<String> = match operator {
+            Operator::In | Operator::NotIn => values.collect(),
+            Operator::Exists | Operator::DoesNotExist => Vec::new(),
+            _ => vec![values.next().unwrap_or_default()],
+        };
         values.sort();
         values.dedup();
         Self {
