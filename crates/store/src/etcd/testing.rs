@@ -84,6 +84,10 @@ struct Member {
     name: String,
     client_port: u16,
     peer_port: u16,
+    /// Plain-HTTP port serving `/health` (and metrics), also under TLS.
+    metrics_port: u16,
+    /// Whether client URLs are `https://`.
+    tls: bool,
     data_dir: PathBuf,
     log_path: PathBuf,
     child: Option<Child>,
@@ -91,7 +95,8 @@ struct Member {
 
 impl Member {
     fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     fn peer_url(&self) -> String {
@@ -122,6 +127,15 @@ pub struct EtcdClusterBuilder {
     heartbeat: Duration,
     election_timeout: Duration,
     data_parent: Option<PathBuf>,
+    tls: Option<ServerTls>,
+}
+
+/// TLS files of the members' client port.
+#[derive(Clone, Debug)]
+struct ServerTls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    client_ca_file: Option<PathBuf>,
 }
 
 impl Default for EtcdClusterBuilder {
@@ -131,6 +145,7 @@ impl Default for EtcdClusterBuilder {
             heartbeat: Duration::from_millis(100),
             election_timeout: Duration::from_millis(1000),
             data_parent: None,
+            tls: None,
         }
     }
 }
@@ -182,6 +197,32 @@ impl EtcdClusterBuilder {
         self
     }
 
+    /// Serves clients over TLS with this certificate and key (PEM files);
+    /// the endpoints become `https://`. With `client_ca_file` the members
+    /// also require client certificates signed by that CA.
+    ///
+    /// ```no_run
+    /// use ketch_store::etcd::testing::EtcdCluster;
+    ///
+    /// let cluster = EtcdCluster::builder()
+    ///     .tls("server.pem", "server.key", Some("ca.pem".into()))
+    ///     .start()?;
+    /// # Ok::<(), ketch_store::etcd::testing::EtcdTestError>(())
+    /// ```
+    pub fn tls(
+        mut self,
+        cert_file: impl Into<PathBuf>,
+        key_file: impl Into<PathBuf>,
+        client_ca_file: Option<PathBuf>,
+    ) -> Self {
+        self.tls = Some(ServerTls {
+            cert_file: cert_file.into(),
+            key_file: key_file.into(),
+            client_ca_file,
+        });
+        self
+    }
+
     /// Starts the members and waits until every one reports healthy.
     ///
     /// ```no_run
@@ -216,6 +257,7 @@ pub struct EtcdCluster {
     token: String,
     heartbeat: Duration,
     election_timeout: Duration,
+    tls: Option<ServerTls>,
     members: Vec<Member>,
 }
 
@@ -260,15 +302,18 @@ impl EtcdCluster {
             token,
             heartbeat: settings.heartbeat,
             election_timeout: settings.election_timeout,
+            tls: settings.tls.clone(),
             members: Vec::new(),
         };
-        let ports = free_ports(settings.members * 2)?;
+        let ports = free_ports(settings.members * 3)?;
         for index in 0..settings.members {
             let data_dir = cluster.root.join(format!("m{index}"));
             cluster.members.push(Member {
                 name: format!("m{index}"),
-                client_port: ports[index * 2],
-                peer_port: ports[index * 2 + 1],
+                client_port: ports[index * 3],
+                peer_port: ports[index * 3 + 1],
+                metrics_port: ports[index * 3 + 2],
+                tls: settings.tls.is_some(),
                 log_path: cluster.root.join(format!("m{index}.log")),
                 data_dir,
                 child: None,
@@ -308,6 +353,22 @@ impl EtcdCluster {
         let token = self.token.clone();
         let heartbeat = self.heartbeat.as_millis().to_string();
         let election = self.election_timeout.as_millis().to_string();
+        let mut tls_args: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(tls) = &self.tls {
+            tls_args.extend([
+                "--cert-file".into(),
+                tls.cert_file.clone().into_os_string(),
+                "--key-file".into(),
+                tls.key_file.clone().into_os_string(),
+            ]);
+            if let Some(ca) = &tls.client_ca_file {
+                tls_args.extend([
+                    "--client-cert-auth".into(),
+                    "--trusted-ca-file".into(),
+                    ca.clone().into_os_string(),
+                ]);
+            }
+        }
         let member = self.member_mut(index)?;
         let log = fs::OpenOptions::new()
             .create(true)
@@ -340,6 +401,9 @@ impl EtcdCluster {
             .arg(&heartbeat)
             .arg("--election-timeout")
             .arg(&election)
+            .arg("--listen-metrics-urls")
+            .arg(format!("http://127.0.0.1:{}", member.metrics_port))
+            .args(&tls_args)
             .arg("--logger")
             .arg("zap")
             .arg("--log-outputs")
@@ -441,7 +505,7 @@ impl EtcdCluster {
         let deadline = Instant::now() + timeout;
         let info = self.member_mut(member)?;
         loop {
-            if health(info.client_port) {
+            if health(info.metrics_port) {
                 return Ok(());
             }
             let exited = match info.child.as_mut() {
@@ -471,7 +535,8 @@ impl EtcdCluster {
     }
 
     /// The index of the member that currently leads, asking each running
-    /// member for its status; `None` when no member knows a leader.
+    /// member for its status; `None` when no member knows a leader (or the
+    /// cluster serves clients over TLS, which this lookup does not speak).
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), ketch_store::etcd::testing::EtcdTestError> {
@@ -535,7 +600,7 @@ impl Drop for EtcdCluster {
     }
 }
 
-/// `GET /health` on a member's client port; true when it says healthy.
+/// `GET /health` on a member's plain-HTTP metrics port; true when it says healthy.
 fn health(port: u16) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
