@@ -18,6 +18,9 @@ const WRITERS: usize = 4;
 const WATCHERS: usize = 3;
 /// How soon after a quorum is back writes must succeed again.
 const RESUME_BOUND: Duration = Duration::from_secs(5);
+/// How soon after the leader is killed writes must succeed again: an
+/// election plus the deadline of the writes that were in flight to it.
+const FAILOVER_BOUND: Duration = Duration::from_secs(10);
 
 /// An acknowledged write: key, revision, when it was acknowledged.
 type Ack = (String, Revision, Instant);
@@ -156,7 +159,7 @@ async fn three_members_ride_out_leader_and_follower_loss() {
     let first_leader = leader(&etcd).await;
     etcd.kill(first_leader).expect("kill the leader");
     let leader_killed = Instant::now();
-    let after_leader_loss = first_ack_after(&acks, leader_killed, RESUME_BOUND).await;
+    let after_leader_loss = first_ack_after(&acks, leader_killed, FAILOVER_BOUND).await;
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let second_leader = leader(&etcd).await;
