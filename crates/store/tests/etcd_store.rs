@@ -528,3 +528,73 @@ async fn passes_the_store_conformance_suite() {
     .await
     .expect("EtcdStore conforms");
 }
+
+#[tokio::test]
+async fn operations_on_a_hung_member_fail_unavailable_at_the_deadline() {
+    let mut etcd = etcd();
+    let store = EtcdStore::connect(
+        EtcdConfig::new(etcd.endpoints())
+            .prefix("/deadline")
+            .request_timeout(Duration::from_millis(800)),
+    )
+    .await
+    .expect("connects");
+    let kv = store.create("/d", b("x")).await.expect("create");
+
+    etcd.pause(0).expect("pause");
+    let started = std::time::Instant::now();
+    let read = store.get("/d").await;
+    let write = store.update("/d", b("y"), kv.mod_revision).await;
+    let elapsed = started.elapsed();
+    etcd.resume(0).expect("resume");
+
+    for result in [read.map(|_| ()), write.map(|_| ())] {
+        match result {
+            Err(StoreError::Unavailable(message)) => {
+                assert!(message.contains("timed out"), "{message}")
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+    assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
+    // A write that timed out may still be applied once the member runs again.
+    let after = store.get("/d").await.expect("get").expect("the key");
+    assert!(
+        after == kv || (after.value == b("y") && after.mod_revision > kv.mod_revision),
+        "{after:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_watch_gives_up_unavailable_when_etcd_stays_away() {
+    let mut etcd = etcd();
+    let store = EtcdStore::connect(
+        EtcdConfig::new(etcd.endpoints())
+            .prefix("/gone")
+            .request_timeout(Duration::from_millis(500))
+            .watch_retry_timeout(Duration::from_secs(2)),
+    )
+    .await
+    .expect("connects");
+    let mut watch = store.watch("/", 0).await.expect("watch");
+    let kv = store.create("/g", b("x")).await.expect("create");
+    assert_eq!(next_event(&mut watch).await.revision(), kv.mod_revision);
+
+    etcd.kill(0).expect("kill");
+    let ended = tokio::time::timeout(Duration::from_secs(20), watch.next())
+        .await
+        .expect("the watch gives up in time");
+    match ended {
+        Some(Err(StoreError::Unavailable(message))) => {
+            assert!(
+                message.contains(&format!("revision {}", kv.mod_revision + 1)),
+                "{message}"
+            )
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(
+        watch.next().await.is_none(),
+        "the stream ends after its error"
+    );
+}

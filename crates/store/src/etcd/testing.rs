@@ -113,6 +113,7 @@ impl Member {
 
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // A paused process dies of SIGKILL all the same.
             // The process may have exited already; either way it is reaped.
             let _ = child.kill();
             let _ = child.wait();
@@ -476,6 +477,53 @@ impl EtcdCluster {
     pub fn kill(&mut self, member: usize) -> Result<(), EtcdTestError> {
         self.member_mut(member)?.kill();
         Ok(())
+    }
+
+    /// Freezes the member's process (SIGSTOP): it keeps its connections open
+    /// but answers nothing, like a hung machine, until [`EtcdCluster::resume`].
+    ///
+    /// ```no_run
+    /// # let mut etcd = ketch_store::etcd::testing::EtcdCluster::start(1)?;
+    /// etcd.pause(0)?;
+    /// etcd.resume(0)?;
+    /// # Ok::<(), ketch_store::etcd::testing::EtcdTestError>(())
+    /// ```
+    pub fn pause(&mut self, member: usize) -> Result<(), EtcdTestError> {
+        self.signal(member, "STOP")
+    }
+
+    /// Lets a paused member run again (SIGCONT).
+    ///
+    /// ```no_run
+    /// # let mut etcd = ketch_store::etcd::testing::EtcdCluster::start(1)?;
+    /// # etcd.pause(0)?;
+    /// etcd.resume(0)?;
+    /// # Ok::<(), ketch_store::etcd::testing::EtcdTestError>(())
+    /// ```
+    pub fn resume(&mut self, member: usize) -> Result<(), EtcdTestError> {
+        self.signal(member, "CONT")
+    }
+
+    fn signal(&mut self, member: usize, signal: &str) -> Result<(), EtcdTestError> {
+        let Some(pid) = self.member_mut(member)?.child.as_ref().map(Child::id) else {
+            return Err(EtcdTestError::Io {
+                action: format!("sending SIG{signal} to member {member}"),
+                cause: "the member is not running".to_string(),
+            });
+        };
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .map_err(|e| io_error(format!("running kill -{signal} {pid}"), e))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(EtcdTestError::Io {
+                action: format!("kill -{signal} {pid}"),
+                cause: status.to_string(),
+            })
+        }
     }
 
     /// Starts a killed member again on its data and ports, without waiting
