@@ -53,7 +53,9 @@ impl Client for InProcessClient {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<ArcObject, ApiError> {
-        self.inner.get(&self.caller, resource, namespace, name).await
+        self.inner
+            .get(&self.caller, resource, namespace, name)
+            .await
     }
 
     async fn list(
@@ -62,7 +64,9 @@ impl Client for InProcessClient {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<ObjectList, ApiError> {
-        self.inner.list(&self.caller, resource, namespace, params).await
+        self.inner
+            .list(&self.caller, resource, namespace, params)
+            .await
     }
 
     async fn update(&self, object: Box<dyn Object>) -> Result<ArcObject, ApiError> {

@@ -3,9 +3,9 @@
 //! allocating.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use ketch_core::Object;
+use ketch_core::selector::Selector;
 
 use crate::registry::Strategy;
 
@@ -28,165 +28,6 @@ pub enum SelectorError {
         /// What is wrong.
         message: String,
     },
-}
-
-/// One label requirement.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LabelRequirement {
-    /// `key=value` / `key==value`.
-    Equals(String, String),
-    /// `key!=value` (also true when the key is absent).
-    NotEquals(String, String),
-    /// `key in (a,b)`.
-    In(String, Vec<String>),
-    /// `key notin (a,b)` (also true when the key is absent).
-    NotIn(String, Vec<String>),
-    /// `key`.
-    Exists(String),
-    /// `!key`.
-    DoesNotExist(String),
-}
-
-impl LabelRequirement {
-    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        match self {
-            LabelRequirement::Equals(k, v) => labels.get(k) == Some(v),
-            LabelRequirement::NotEquals(k, v) => labels.get(k) != Some(v),
-            LabelRequirement::In(k, vs) => labels.get(k).is_some_and(|l| vs.contains(l)),
-            LabelRequirement::NotIn(k, vs) => labels.get(k).is_none_or(|l| !vs.contains(l)),
-            LabelRequirement::Exists(k) => labels.contains_key(k),
-            LabelRequirement::DoesNotExist(k) => !labels.contains_key(k),
-        }
-    }
-}
-
-/// A parsed label selector in Kubernetes' string form.
-///
-/// ```
-/// use std::collections::BTreeMap;
-/// use ketch_apiserver::filter::LabelSelector;
-/// let s = LabelSelector::parse("app=web,tier in (front, back),!legacy").unwrap();
-/// let labels: BTreeMap<String, String> =
-///     [("app".into(), "web".into()), ("tier".into(), "front".into())].into();
-/// assert!(s.matches(&labels));
-/// assert!(LabelSelector::parse("app in web").is_err());
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LabelSelector {
-    requirements: Vec<LabelRequirement>,
-}
-
-impl LabelSelector {
-    /// Parses `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`,
-    /// comma-separated.
-    pub fn parse(selector: &str) -> Result<Self, SelectorError> {
-        let err = |message: &str| SelectorError::Label {
-            selector: selector.to_string(),
-            message: message.to_string(),
-        };
-        let mut requirements = Vec::new();
-        let mut rest = selector.trim();
-        while !rest.is_empty() {
-            // Split off one requirement: up to a comma outside parentheses.
-            let mut depth = 0i32;
-            let mut end = rest.len();
-            for (i, c) in rest.char_indices() {
-                match c {
-                    '(' => depth += 1,
-                    ')' => depth -= 1,
-                    ',' if depth == 0 => {
-                        end = i;
-                        break;
-                    }
-                    _ => {}
-                }
-            }
-            let part = rest[..end].trim();
-            rest = rest.get(end + 1..).unwrap_or("").trim_start();
-            if part.is_empty() {
-                return Err(err("empty requirement"));
-            }
-            requirements.push(parse_requirement(part).map_err(|m| err(&m))?);
-            if end < selector.len() && rest.is_empty() && selector.trim_end().ends_with(',') {
-                return Err(err("trailing comma"));
-            }
-        }
-        Ok(Self { requirements })
-    }
-
-    /// True when every requirement holds.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.requirements.iter().all(|r| r.matches(labels))
-    }
-
-    /// True when the selector selects everything.
-    pub fn is_empty(&self) -> bool {
-        self.requirements.is_empty()
-    }
-
-    /// The requirements.
-    pub fn requirements(&self) -> &[LabelRequirement] {
-        &self.requirements
-    }
-}
-
-fn check_key(key: &str) -> Result<String, String> {
-    crate::validation::qualified_name(key).map_err(|e| format!("key {key:?}: {e}"))?;
-    Ok(key.to_string())
-}
-
-fn check_value(value: &str) -> Result<String, String> {
-    crate::validation::label_value(value).map_err(|e| format!("value {value:?}: {e}"))?;
-    Ok(value.to_string())
-}
-
-fn parse_set(text: &str) -> Result<Vec<String>, String> {
-    let inner = text
-        .trim()
-        .strip_prefix('(')
-        .and_then(|t| t.strip_suffix(')'))
-        .ok_or_else(|| format!("expected a parenthesized value list, got {text:?}"))?;
-    let values: Vec<String> = inner
-        .split(',')
-        .map(|v| check_value(v.trim()))
-        .collect::<Result<_, _>>()?;
-    if values.is_empty() || (values.len() == 1 && values[0].is_empty() && inner.trim().is_empty())
-    {
-        return Err(String::from("empty value list"));
-    }
-    Ok(values)
-}
-
-fn parse_requirement(part: &str) -> Result<LabelRequirement, String> {
-    if let Some(key) = part.strip_prefix('!') {
-        return Ok(LabelRequirement::DoesNotExist(check_key(key.trim())?));
-    }
-    if let Some((k, v)) = part.split_once("!=") {
-        return Ok(LabelRequirement::NotEquals(
-            check_key(k.trim())?,
-            check_value(v.trim())?,
-        ));
-    }
-    if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
-        return Ok(LabelRequirement::Equals(
-            check_key(k.trim())?,
-            check_value(v.trim())?,
-        ));
-    }
-    let mut words = part.splitn(2, char::is_whitespace);
-    let key = words.next().unwrap_or("").trim();
-    match words.next().map(str::trim_start) {
-        None => Ok(LabelRequirement::Exists(check_key(key)?)),
-        Some(rest) => {
-            if let Some(set) = rest.strip_prefix("notin") {
-                Ok(LabelRequirement::NotIn(check_key(key)?, parse_set(set)?))
-            } else if let Some(set) = rest.strip_prefix("in") {
-                Ok(LabelRequirement::In(check_key(key)?, parse_set(set)?))
-            } else {
-                Err(format!("unknown operator in {part:?}"))
-            }
-        }
-    }
 }
 
 /// One field requirement: `field=value` or `field!=value`.
@@ -280,7 +121,7 @@ pub struct ObjectFilter {
     /// Only objects in this namespace.
     pub namespace: Option<String>,
     /// Label selector.
-    pub labels: LabelSelector,
+    pub labels: Selector,
     /// Field selector.
     pub fields: FieldSelector,
     /// The value of a `spec.nodeName=<v>` requirement, used to index watchers.
@@ -297,8 +138,11 @@ impl ObjectFilter {
         strategy: &dyn Strategy,
     ) -> Result<Self, SelectorError> {
         let labels = match label_selector {
-            Some(s) => LabelSelector::parse(s)?,
-            None => LabelSelector::default(),
+            Some(s) => Selector::parse(s).map_err(|e| SelectorError::Label {
+                selector: s.to_string(),
+                message: e.to_string(),
+            })?,
+            None => Selector::everything(),
         };
         let fields = match field_selector {
             Some(s) => FieldSelector::parse(s)?,
@@ -351,38 +195,23 @@ impl ObjectFilter {
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     #[test]
-    fn label_selector_table() {
-        let l = labels(&[("app", "web"), ("tier", "front")]);
-        let cases = [
-            ("", true),
-            ("app=web", true),
-            ("app==web", true),
-            ("app!=web", false),
-            ("app=db", false),
-            ("missing!=x", true),
-            ("tier in (front,back)", true),
-            ("tier notin (front)", false),
-            ("missing notin (x)", true),
-            ("app", true),
-            ("!app", false),
-            ("!missing", true),
-            ("app=web, tier in (back, front)", true),
-        ];
-        for (sel, want) in cases {
-            let s = LabelSelector::parse(sel).unwrap_or_else(|e| panic!("{sel}: {e}"));
-            assert_eq!(s.matches(&l), want, "{sel}");
+    fn filter_rejects_bad_label_selectors_with_the_selector_in_the_message() {
+        let strategy = crate::registry::DynamicStrategy::new(
+            ketch_core::ApiResource {
+                api_version: "example.com/v1".into(),
+                kind: "Job".into(),
+                plural: "jobs".into(),
+                namespaced: true,
+            },
+            false,
+        );
+        for bad in ["app in web", "a b c", "=x", "k=-v"] {
+            let err = ObjectFilter::new(None, Some(bad), None, &strategy).unwrap_err();
+            assert!(err.to_string().contains(bad), "{err}");
         }
-        for bad in ["app in web", "a b c", "=x", "app=web,", "app in ()", "bad key=1", "k=-v"] {
-            assert!(LabelSelector::parse(bad).is_err(), "{bad}");
-        }
+        let ok = ObjectFilter::new(None, Some("app=web,tier in (a,b),!old"), None, &strategy);
+        assert!(ok.is_ok());
     }
 
     #[test]
@@ -393,7 +222,9 @@ mod tests {
         assert_eq!(s.equality("status.phase"), None);
         assert!(FieldSelector::parse("").unwrap().is_empty());
         assert_eq!(
-            FieldSelector::parse("spec.nodeName=").unwrap().equality("spec.nodeName"),
+            FieldSelector::parse("spec.nodeName=")
+                .unwrap()
+                .equality("spec.nodeName"),
             Some("")
         );
         assert!(FieldSelector::parse("a=b,,c=d").is_err());

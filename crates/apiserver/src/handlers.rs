@@ -117,9 +117,10 @@ impl Inner {
         {
             return Ok(cached);
         }
-        let mut obj = kind.info.decode_bytes(&kv.value).map_err(|e| {
-            ApiError::Internal(format!("decoding {} from the store: {e}", kv.key))
-        })?;
+        let mut obj = kind
+            .info
+            .decode_bytes(&kv.value)
+            .map_err(|e| ApiError::Internal(format!("decoding {} from the store: {e}", kv.key)))?;
         obj.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
         Ok(Arc::from(obj))
     }
@@ -252,6 +253,9 @@ impl Inner {
             .await
             .map_err(|e| store_error(kind, name, e))?
             .ok_or_else(|| not_found(kind, name))?;
+        if want.is_some_and(|w| w != kv.mod_revision) {
+            return Err(conflict(kind, name));
+        }
         self.decode_kv(kind, &kv)
     }
 
@@ -395,7 +399,10 @@ impl Inner {
 
     /// The revision up to which the cache of `kind` is known complete when
     /// this server is the store's only writer; `None` otherwise.
-    async fn sole_writer_revision(&self, kind: &RegisteredKind) -> Result<Option<Revision>, ApiError> {
+    async fn sole_writer_revision(
+        &self,
+        kind: &RegisteredKind,
+    ) -> Result<Option<Revision>, ApiError> {
         let writes = self.own_writes.load(Ordering::SeqCst);
         let current = self
             .store
@@ -543,8 +550,7 @@ impl Inner {
         key: &str,
         base: &ArcObject,
         mut new: Box<dyn Object>,
-        operation: Operation,
-        subresource: &str,
+        (operation, subresource): (Operation, &str),
     ) -> Result<Option<ArcObject>, ApiError> {
         let name = base.metadata().name().to_string();
         let ns = base.metadata().namespace.clone();
@@ -667,7 +673,14 @@ impl Inner {
             )));
         }
         let subresource = if status { "status" } else { "" };
-        self.authorize(caller, "update", &kind, subresource, ns.as_deref(), Some(&name))?;
+        self.authorize(
+            caller,
+            "update",
+            &kind,
+            subresource,
+            ns.as_deref(),
+            Some(&name),
+        )?;
         let key = kind.key(ns.as_deref(), &name);
         let want = match obj.metadata().resource_version.as_deref() {
             None | Some("") => None,
@@ -680,7 +693,9 @@ impl Inner {
                 Some(_) => original.take(),
                 None => original.as_ref().map(|o| o.clone_boxed()),
             }
-            .ok_or_else(|| ApiError::Internal(String::from("update retried after a precondition")))?;
+            .ok_or_else(|| {
+                ApiError::Internal(String::from("update retried after a precondition"))
+            })?;
             if status {
                 kind.strategy.keep_spec(&mut *new, &*base);
             } else {
@@ -689,7 +704,7 @@ impl Inner {
             }
             let operation = Operation::Update;
             match self
-                .commit_update(caller, &kind, &key, &base, new, operation, subresource)
+                .commit_update(caller, &kind, &key, &base, new, (operation, subresource))
                 .await?
             {
                 Some(written) => return Ok(written),
@@ -723,10 +738,7 @@ impl Inner {
                 self.max_request_bytes
             )));
         }
-        let want = match patch
-            .get("metadata")
-            .and_then(|m| m.get("resourceVersion"))
-        {
+        let want = match patch.get("metadata").and_then(|m| m.get("resourceVersion")) {
             Some(serde_json::Value::String(rv)) => Some(parse_rv(rv)?),
             Some(serde_json::Value::Null) | None => None,
             Some(other) => {
@@ -742,10 +754,7 @@ impl Inner {
                 .to_value()
                 .map_err(|e| ApiError::Internal(format!("encoding {key}: {e}")))?;
             merge_patch(&mut value, patch);
-            for (field, expected) in [
-                ("apiVersion", base.api_version()),
-                ("kind", base.kind()),
-            ] {
+            for (field, expected) in [("apiVersion", base.api_version()), ("kind", base.kind())] {
                 if value.get(field).and_then(|v| v.as_str()) != Some(expected) {
                     return Err(ApiError::BadRequest(format!(
                         "a patch may not change {field}"
@@ -754,9 +763,14 @@ impl Inner {
             }
             let meta = value.get("metadata");
             let same = |f: &str, expected: &str| {
-                meta.and_then(|m| m.get(f)).and_then(|v| v.as_str()).unwrap_or("") == expected
+                meta.and_then(|m| m.get(f))
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    == expected
             };
-            if !same("name", base.metadata().name()) || !same("namespace", base.metadata().namespace()) {
+            if !same("name", base.metadata().name())
+                || !same("namespace", base.metadata().namespace())
+            {
                 return Err(ApiError::BadRequest(String::from(
                     "a patch may not change metadata.name or metadata.namespace",
                 )));
@@ -765,7 +779,7 @@ impl Inner {
             kind.strategy.keep_status(&mut *new, &*base);
             Self::keep_server_fields(&kind, &*base, &mut *new);
             match self
-                .commit_update(caller, &kind, &key, &base, new, Operation::Update, "")
+                .commit_update(caller, &kind, &key, &base, new, (Operation::Update, ""))
                 .await?
             {
                 Some(written) => return Ok(written),
@@ -863,7 +877,9 @@ impl Inner {
             match self.store.update(&key, bytes, base_rev).await {
                 Ok(kv) => {
                     let written = self.finish_write(&kind, &key, new, &kv);
-                    if self.removal_due(&kind, &*written) && self.remove(&kind, &key, &written).await? {
+                    if self.removal_due(&kind, &*written)
+                        && self.remove(&kind, &key, &written).await?
+                    {
                         return Ok(DeleteOutcome::Deleted(written));
                     }
                     return Ok(DeleteOutcome::Pending(written));
@@ -912,8 +928,15 @@ impl Inner {
         node: &str,
     ) -> Result<ArcObject, ApiError> {
         let kind = self.kind("pods")?;
-        self.authorize(caller, "create", &kind, "binding", Some(namespace), Some(pod_name))?;
-        if let Err(e) = crate::validation::dns1123_subdomain(node) {
+        self.authorize(
+            caller,
+            "create",
+            &kind,
+            "binding",
+            Some(namespace),
+            Some(pod_name),
+        )?;
+        if let Err(e) = ketch_core::validation::check_dns1123_subdomain(node) {
             return Err(ApiError::Invalid(format!(
                 "Binding {pod_name:?} is invalid: target.name: Invalid value: {node:?}: {e}"
             )));
@@ -921,9 +944,9 @@ impl Inner {
         let key = kind.key(Some(namespace), pod_name);
         for _ in 0..MAX_RETRIES {
             let base = self.current(&kind, &key, pod_name, None).await?;
-            let pod = base.downcast_ref::<Pod>().ok_or_else(|| {
-                ApiError::Internal(format!("{key} is not a Pod"))
-            })?;
+            let pod = base
+                .downcast_ref::<Pod>()
+                .ok_or_else(|| ApiError::Internal(format!("{key} is not a Pod")))?;
             if let Some(bound) = &pod.spec.node_name {
                 return Err(ApiError::Conflict(format!(
                     "pod {pod_name} is already assigned to node {bound:?}"
@@ -959,8 +982,7 @@ impl Inner {
                     &key,
                     &base,
                     Box::new(new),
-                    Operation::Create,
-                    "binding",
+                    (Operation::Create, "binding"),
                 )
                 .await?
             {

@@ -187,7 +187,10 @@ mod tests {
         for _ in 0..254 {
             assert!(seen.insert(a.allocate_next().unwrap()));
         }
-        assert_eq!(a.allocate_next(), Err(IpAllocError::Full("10.0.0.0/24".into())));
+        assert_eq!(
+            a.allocate_next(),
+            Err(IpAllocError::Full("10.0.0.0/24".into()))
+        );
         assert!(!seen.contains(&Ipv4Addr::new(10, 0, 0, 0)));
         assert!(!seen.contains(&Ipv4Addr::new(10, 0, 0, 255)));
     }
@@ -195,14 +198,26 @@ mod tests {
     #[test]
     fn explicit_requests() {
         let mut a = IpAllocator::new("10.96.0.0/16").unwrap();
-        assert_eq!(a.allocate_str("10.96.0.10"), Ok(Ipv4Addr::new(10, 96, 0, 10)));
+        assert_eq!(
+            a.allocate_str("10.96.0.10"),
+            Ok(Ipv4Addr::new(10, 96, 0, 10))
+        );
         assert_eq!(
             a.allocate_str("10.96.0.10"),
             Err(IpAllocError::AlreadyAllocated(Ipv4Addr::new(10, 96, 0, 10)))
         );
-        assert!(matches!(a.allocate_str("10.97.0.1"), Err(IpAllocError::OutOfRange { .. })));
-        assert!(matches!(a.allocate_str("10.96.0.0"), Err(IpAllocError::OutOfRange { .. })));
-        assert!(matches!(a.allocate_str("nope"), Err(IpAllocError::InvalidAddress(_))));
+        assert!(matches!(
+            a.allocate_str("10.97.0.1"),
+            Err(IpAllocError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            a.allocate_str("10.96.0.0"),
+            Err(IpAllocError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            a.allocate_str("nope"),
+            Err(IpAllocError::InvalidAddress(_))
+        ));
         a.release(Ipv4Addr::new(10, 96, 0, 10));
         assert!(!a.contains(Ipv4Addr::new(10, 96, 0, 10)));
         assert_eq!(a.allocated(), 0);
@@ -210,9 +225,18 @@ mod tests {
 
     #[test]
     fn bad_cidrs() {
-        for bad in ["10.0.0.0", "10.0.0.0/31", "10.0.0.0/4", "x/16", "10.0.0.0/x"] {
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.0/31",
+            "10.0.0.0/4",
+            "x/16",
+            "10.0.0.0/x",
+        ] {
             assert!(IpAllocator::new(bad).is_err(), "{bad}");
         }
-        assert_eq!(IpAllocator::new("10.96.5.5/12").unwrap().cidr(), "10.96.0.0/12");
+        assert_eq!(
+            IpAllocator::new("10.96.5.5/12").unwrap().cidr(),
+            "10.96.0.0/12"
+        );
     }
 }

@@ -22,7 +22,6 @@ mod handlers;
 pub mod ip_alloc;
 pub mod registry;
 pub mod server;
-pub mod validation;
 pub mod watch_cache;
 
 pub use client::InProcessClient;

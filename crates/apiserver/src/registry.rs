@@ -13,12 +13,14 @@ use ketch_core::api::{
     Deployment, Endpoints, Event, Lease, Namespace, NamespacePhase, Node, Pod, PodPhase,
     ReplicaSet, Service,
 };
-use ketch_core::{
-    ApiResource, DynamicObject, KindInfo, Object, Resource, Revision, Scheme,
-};
+use ketch_core::{ApiResource, DynamicObject, KindInfo, Object, Resource, Revision, Scheme};
 use serde::de::DeserializeOwned;
 
-use crate::validation::{self, FieldError};
+use ketch_core::validation::{
+    ValidationErrors, check_dns1123_label, validate_namespace, validate_node, validate_object,
+    validate_pod, validate_service,
+};
+
 use crate::watch_cache::WatchCache;
 
 /// Errors of registering kinds.
@@ -50,8 +52,9 @@ pub trait Strategy: Send + Sync + 'static {
     fn has_status(&self) -> bool;
     /// Fills defaults in place.
     fn default(&self, obj: &mut dyn Object);
-    /// Checks the object (and the change from `old` on updates).
-    fn validate(&self, obj: &dyn Object, old: Option<&dyn Object>) -> Vec<FieldError>;
+    /// Checks the object (and the change from `old` on updates); every
+    /// problem names its field path.
+    fn validate(&self, obj: &dyn Object, old: Option<&dyn Object>) -> Result<(), ValidationErrors>;
     /// True when the desired state differs; bumps `metadata.generation`.
     fn spec_changed(&self, old: &dyn Object, new: &dyn Object) -> bool;
     /// Makes `new` carry `old`'s status (a main-resource update).
@@ -85,6 +88,9 @@ pub trait Strategy: Send + Sync + 'static {
 }
 
 type FieldFn<K> = for<'a> fn(&'a K) -> Option<Cow<'a, str>>;
+/// `(keep_status, keep_spec)` of a kind with a status subresource.
+type StatusFns<K> = (fn(&mut K, &K), fn(&mut K, &K));
+type ValidateFn<K> = fn(&K, Option<&K>) -> Result<(), ValidationErrors>;
 
 /// The [`Strategy`] of a typed kind `K`, assembled from plain functions.
 ///
@@ -93,18 +99,14 @@ type FieldFn<K> = for<'a> fn(&'a K) -> Option<Cow<'a, str>>;
 /// use ketch_apiserver::registry::TypedStrategy;
 /// use ketch_core::api::Lease;
 /// let strategy = TypedStrategy::<Lease>::new()
-///     .validation(|lease, _old| {
-///         let mut errors = Vec::new();
-///         ketch_apiserver::validation::object_meta(&lease.metadata, false, &mut errors);
-///         errors
-///     })
+///     .validation(|lease, _old| ketch_core::validation::validate_lease(lease))
 ///     .field("spec.holderIdentity", |l| l.spec.holder_identity.as_deref().map(Cow::Borrowed));
 /// ```
 pub struct TypedStrategy<K> {
-    status: Option<(fn(&mut K, &K), fn(&mut K, &K))>,
+    status: Option<StatusFns<K>>,
     spec_eq: fn(&K, &K) -> bool,
     default: Option<fn(&mut K)>,
-    validate: Option<fn(&K, Option<&K>) -> Vec<FieldError>>,
+    validate: Option<ValidateFn<K>>,
     fields: Vec<(&'static str, FieldFn<K>)>,
     node_name: Option<for<'a> fn(&'a K) -> Option<&'a str>>,
     prepare_delete: Option<fn(&mut K)>,
@@ -171,8 +173,9 @@ impl<K: Resource + Object + Clone + PartialEq> TypedStrategy<K> {
     }
 
     /// Sets the validation function (`old` is set on updates). Without one,
-    /// metadata is validated.
-    pub fn validation(mut self, f: fn(&K, Option<&K>) -> Vec<FieldError>) -> Self {
+    /// `ketch_core::validation::validate_object` runs (the built-in rules of
+    /// built-in kinds, metadata for others).
+    pub fn validation(mut self, f: ValidateFn<K>) -> Self {
         self.validate = Some(f);
         self
     }
@@ -226,17 +229,10 @@ impl<K: Resource + Object + Clone + PartialEq> Strategy for TypedStrategy<K> {
             f(k)
         }
     }
-    fn validate(&self, obj: &dyn Object, old: Option<&dyn Object>) -> Vec<FieldError> {
-        let Some(k) = obj.downcast_ref::<K>() else {
-            return vec![FieldError::invalid("kind", obj.kind(), "unexpected type")];
-        };
-        match self.validate {
-            Some(f) => f(k, old.and_then(|o| o.downcast_ref::<K>())),
-            None => {
-                let mut errors = Vec::new();
-                validation::object_meta(k.meta(), false, &mut errors);
-                errors
-            }
+    fn validate(&self, obj: &dyn Object, old: Option<&dyn Object>) -> Result<(), ValidationErrors> {
+        match (self.validate, obj.downcast_ref::<K>()) {
+            (Some(f), Some(k)) => f(k, old.and_then(|o| o.downcast_ref::<K>())),
+            _ => validate_object(obj, &ApiResource::of::<K>()),
         }
     }
     fn spec_changed(&self, old: &dyn Object, new: &dyn Object) -> bool {
@@ -299,17 +295,21 @@ impl<K: Resource + Object + Clone + PartialEq> Strategy for TypedStrategy<K> {
 ///
 /// ```
 /// use ketch_apiserver::registry::DynamicStrategy;
-/// let strategy = DynamicStrategy::new(true);
+/// use ketch_core::ApiResource;
+/// let strategy = DynamicStrategy::new(ApiResource {
+///     api_version: "example.com/v1".into(), kind: "Job".into(), plural: "jobs".into(), namespaced: true,
+/// }, true);
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct DynamicStrategy {
+    resource: ApiResource,
     status: bool,
 }
 
 impl DynamicStrategy {
-    /// A strategy; `status` declares a status subresource.
-    pub fn new(status: bool) -> Self {
-        Self { status }
+    /// A strategy for `resource`; `status` declares a status subresource.
+    pub fn new(resource: ApiResource, status: bool) -> Self {
+        Self { resource, status }
     }
 }
 
@@ -330,10 +330,12 @@ impl Strategy for DynamicStrategy {
         self.status
     }
     fn default(&self, _obj: &mut dyn Object) {}
-    fn validate(&self, obj: &dyn Object, _old: Option<&dyn Object>) -> Vec<FieldError> {
-        let mut errors = Vec::new();
-        validation::object_meta(obj.metadata(), false, &mut errors);
-        errors
+    fn validate(
+        &self,
+        obj: &dyn Object,
+        _old: Option<&dyn Object>,
+    ) -> Result<(), ValidationErrors> {
+        validate_object(obj, &self.resource)
     }
     fn spec_changed(&self, old: &dyn Object, new: &dyn Object) -> bool {
         let (Some(o), Some(n)) = (
@@ -506,6 +508,7 @@ impl KindRegistration {
     /// ```
     pub fn dynamic(resource: ApiResource, status: bool) -> Self {
         let plural = resource.plural.clone();
+        let strategy = DynamicStrategy::new(resource.clone(), status);
         let mut scheme = Scheme::new();
         scheme.register_dynamic(resource);
         let info = scheme
@@ -514,7 +517,7 @@ impl KindRegistration {
             .unwrap_or_else(|| unreachable!("registered just above"));
         Self {
             info,
-            strategy: Arc::new(DynamicStrategy::new(status)),
+            strategy: Arc::new(strategy),
         }
     }
 
@@ -529,7 +532,7 @@ impl KindRegistration {
             plural: r.plural.clone(),
             message: message.to_string(),
         };
-        validation::dns1123_label(&r.plural).map_err(|e| bad(&format!("plural {e}")))?;
+        check_dns1123_label(&r.plural).map_err(|e| bad(&format!("plural {e}")))?;
         if r.kind.is_empty() || r.api_version.is_empty() {
             return Err(bad("kind and apiVersion must be set"));
         }
@@ -607,7 +610,7 @@ fn phase_name<T: fmt::Debug>(p: &Option<T>) -> Option<Cow<'static, str>> {
 pub(crate) fn builtin_kinds() -> Vec<KindRegistration> {
     let pod = spec_status!(Pod)
         .defaulting(crate::admission::defaults::default_pod)
-        .validation(|p, _| validation::pod(p))
+        .validation(|p, _| validate_pod(p))
         .node_name(|p| p.spec.node_name.as_deref())
         .terminal(pod_terminal)
         .field("spec.nodeName", |p| {
@@ -621,12 +624,14 @@ pub(crate) fn builtin_kinds() -> Vec<KindRegistration> {
         })
         .field("spec.restartPolicy", |p| phase_name(&p.spec.restart_policy))
         .field("status.phase", |p| phase_name(&p.status.phase))
-        .field("status.podIP", |p| p.status.pod_ip.as_deref().map(Cow::Borrowed))
+        .field("status.podIP", |p| {
+            p.status.pod_ip.as_deref().map(Cow::Borrowed)
+        })
         .field("status.nominatedNodeName", |p| {
             p.status.nominated_node_name.as_deref().map(Cow::Borrowed)
         });
     let node = spec_status!(Node)
-        .validation(|n, _| validation::node(n))
+        .validation(|n, _| validate_node(n))
         .field("spec.unschedulable", |n| {
             Some(Cow::Borrowed(if n.spec.unschedulable.unwrap_or(false) {
                 "true"
@@ -636,7 +641,7 @@ pub(crate) fn builtin_kinds() -> Vec<KindRegistration> {
         });
     let service = spec_status!(Service)
         .defaulting(crate::admission::defaults::default_service)
-        .validation(|s, _| validation::service(s))
+        .validation(|s, _| validate_service(s))
         .field("spec.clusterIP", |s| {
             s.spec.cluster_ip.as_deref().map(Cow::Borrowed)
         });
@@ -649,11 +654,7 @@ pub(crate) fn builtin_kinds() -> Vec<KindRegistration> {
                 ns.status.phase = Some(NamespacePhase::Active);
             }
         })
-        .validation(|ns, _| {
-            let mut errors = Vec::new();
-            validation::object_meta(&ns.metadata, true, &mut errors);
-            errors
-        })
+        .validation(|ns, _| validate_namespace(ns))
         .on_delete(|ns| ns.status.phase = Some(NamespacePhase::Terminating))
         .blocks_removal(|ns| !ns.spec.finalizers.is_empty())
         .field("status.phase", |ns| phase_name(&ns.status.phase));
@@ -680,10 +681,11 @@ pub(crate) fn builtin_kinds() -> Vec<KindRegistration> {
         KindRegistration::typed(TypedStrategy::<Endpoints>::new()),
         KindRegistration::typed(spec_status!(ReplicaSet)),
         KindRegistration::typed(spec_status!(Deployment)),
-        KindRegistration::typed(TypedStrategy::<Lease>::new().field(
-            "spec.holderIdentity",
-            |l| l.spec.holder_identity.as_deref().map(Cow::Borrowed),
-        )),
+        KindRegistration::typed(
+            TypedStrategy::<Lease>::new().field("spec.holderIdentity", |l| {
+                l.spec.holder_identity.as_deref().map(Cow::Borrowed)
+            }),
+        ),
         KindRegistration::typed(event),
         KindRegistration::typed(TypedStrategy::<ketch_core::api::Role>::new()),
         KindRegistration::typed(TypedStrategy::<ketch_core::api::ClusterRole>::new()),

@@ -125,7 +125,11 @@ impl WatchCache {
     }
 
     /// Waits until the cache has applied `revision`.
-    pub(crate) async fn wait_for(&self, revision: Revision, timeout: Duration) -> Result<(), ApiError> {
+    pub(crate) async fn wait_for(
+        &self,
+        revision: Revision,
+        timeout: Duration,
+    ) -> Result<(), ApiError> {
         if self.revision() >= revision {
             return Ok(());
         }
@@ -585,7 +589,11 @@ impl WatchCache {
     }
 }
 
-fn event_for(filter: &ObjectFilter, strategy: &dyn Strategy, ev: &CacheEvent) -> Option<ObjectEvent> {
+fn event_for(
+    filter: &ObjectFilter,
+    strategy: &dyn Strategy,
+    ev: &CacheEvent,
+) -> Option<ObjectEvent> {
     if ev.deleted {
         return filter
             .matches(&*ev.object, strategy)
@@ -703,5 +711,141 @@ impl Stream for WatchEvents {
             }
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::builtin_kinds;
+    use bytes::Bytes;
+    use ketch_core::api::Pod;
+    use ketch_core::{KeyValue, Object, ObjectMeta};
+
+    fn pods_cache(history: usize) -> Arc<WatchCache> {
+        let reg = builtin_kinds()
+            .into_iter()
+            .find(|k| k.resource().plural == "pods")
+            .expect("pods are built in");
+        WatchCache::new(
+            "pods",
+            "/registry/pods/",
+            reg.info.clone(),
+            reg.strategy.clone(),
+            CacheConfig {
+                history,
+                watcher_buffer: 16,
+                ..CacheConfig::default()
+            },
+        )
+    }
+
+    fn put(rev: Revision, name: &str, node: Option<&str>) -> WatchEvent {
+        let mut pod = Pod {
+            metadata: ObjectMeta::named("default", name),
+            ..Pod::default()
+        };
+        pod.spec.node_name = node.map(str::to_string);
+        WatchEvent::Put {
+            kv: KeyValue {
+                key: format!("/registry/pods/default/{name}"),
+                value: Bytes::from(Object::to_json(&pod).expect("encodes")),
+                create_revision: rev,
+                mod_revision: rev,
+                version: 1,
+            },
+            prev: None,
+        }
+    }
+
+    fn node_filter(node: &str) -> ObjectFilter {
+        let strategy = pods_cache(1).strategy.clone();
+        ObjectFilter::new(
+            None,
+            None,
+            Some(&format!("spec.nodeName={node}")),
+            &*strategy,
+        )
+        .expect("valid selector")
+    }
+
+    fn drain(stream: &mut ObjectEventStream) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        while let Some(Some(item)) = stream.next().now_or_never() {
+            let ev = item.expect("no error");
+            let (what, obj) = match ev {
+                ObjectEvent::Added(o) => ("Added", o),
+                ObjectEvent::Modified(o) => ("Modified", o),
+                ObjectEvent::Deleted(o) => ("Deleted", o),
+                ObjectEvent::Bookmark { .. } => continue,
+            };
+            out.push((what.to_string(), obj.metadata().name().to_string()));
+        }
+        out
+    }
+
+    use futures::FutureExt;
+
+    #[tokio::test]
+    async fn node_index_routes_events_and_dropped_watchers_leave() {
+        let cache = pods_cache(100);
+        cache.reset(Vec::new(), 1);
+        let mut a = cache.watch(node_filter("a"), None, false).unwrap();
+        let mut b = cache.watch(node_filter("b"), None, false).unwrap();
+        let mut unbound = cache.watch(node_filter(""), None, false).unwrap();
+        assert_eq!(cache.watcher_count(), 3);
+        cache.apply(vec![put(2, "p1", None), put(3, "p2", None)]);
+        cache.apply(vec![put(4, "p1", Some("a")), put(5, "p2", Some("b"))]);
+        assert_eq!(drain(&mut a), [("Added".to_string(), "p1".to_string())]);
+        assert_eq!(drain(&mut b), [("Added".to_string(), "p2".to_string())]);
+        assert_eq!(
+            drain(&mut unbound),
+            [
+                ("Added".to_string(), "p1".to_string()),
+                ("Added".to_string(), "p2".to_string()),
+                ("Deleted".to_string(), "p1".to_string()),
+                ("Deleted".to_string(), "p2".to_string()),
+            ]
+        );
+        let (on_a, rev) = cache.list("/registry/pods/", &node_filter("a"));
+        assert_eq!(on_a.len(), 1);
+        assert_eq!(rev, 5);
+        drop(a);
+        drop(unbound);
+        assert_eq!(cache.watcher_count(), 1);
+        drop(b);
+        assert_eq!(cache.watcher_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn history_window_and_slow_watchers() {
+        let cache = pods_cache(3);
+        cache.reset(Vec::new(), 1);
+        let mut slow = cache.watch(ObjectFilter::default(), None, false).unwrap();
+        for rev in 2..=30 {
+            cache.apply(vec![put(rev, &format!("p{rev}"), None)]);
+        }
+        // The slow watcher overflowed its 16-event buffer and is ended with
+        // Expired after what it had buffered.
+        let mut events = 0;
+        let mut ended = None;
+        while let Some(item) = slow.next().await {
+            match item {
+                Ok(_) => events += 1,
+                Err(e) => ended = Some(e),
+            }
+        }
+        assert_eq!(events, 16);
+        assert!(matches!(ended, Some(ApiError::Expired(_))), "{ended:?}");
+        // Only the last 3 events can be replayed.
+        assert!(matches!(
+            cache.watch(ObjectFilter::default(), Some(26), false),
+            Err(ApiError::Expired(_))
+        ));
+        let mut replay = cache
+            .watch(ObjectFilter::default(), Some(27), false)
+            .unwrap();
+        let names: Vec<String> = drain(&mut replay).into_iter().map(|(_, n)| n).collect();
+        assert_eq!(names, ["p28", "p29", "p30"]);
     }
 }

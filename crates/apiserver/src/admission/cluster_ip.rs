@@ -89,11 +89,9 @@ impl Admission for ClusterIpAllocation {
                             .lock()
                             .allocate_str(other)
                             .map_err(|e| match e {
-                                IpAllocError::AlreadyAllocated(_) => invalid(
-                                    req.name,
-                                    other,
-                                    "provided IP is already allocated",
-                                ),
+                                IpAllocError::AlreadyAllocated(_) => {
+                                    invalid(req.name, other, "provided IP is already allocated")
+                                }
                                 IpAllocError::OutOfRange { cidr, .. } => invalid(
                                     req.name,
                                     other,

@@ -7,7 +7,6 @@ use ketch_core::api::{
 use ketch_core::{ApiError, Object};
 
 use super::{Admission, AdmissionRequest, Operation};
-use crate::validation::into_invalid;
 
 /// Seconds pods tolerate `not-ready` / `unreachable` before eviction.
 pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
@@ -28,12 +27,15 @@ pub fn default_pod(pod: &mut Pod) {
     if spec.scheduler_name.is_none() {
         spec.scheduler_name = Some(String::from("default-scheduler"));
     }
-    for c in spec.init_containers.iter_mut().chain(spec.containers.iter_mut()) {
+    for c in spec
+        .init_containers
+        .iter_mut()
+        .chain(spec.containers.iter_mut())
+    {
         if c.image_pull_policy.is_none() {
-            let latest = c
-                .image
-                .as_deref()
-                .is_some_and(|i| i.ends_with(":latest") || !i.rsplit('/').next().unwrap_or(i).contains(':'));
+            let latest = c.image.as_deref().is_some_and(|i| {
+                i.ends_with(":latest") || !i.rsplit('/').next().unwrap_or(i).contains(':')
+            });
             c.image_pull_policy = Some(if latest {
                 PullPolicy::Always
             } else {
@@ -50,7 +52,9 @@ pub fn default_pod(pod: &mut Pod) {
 /// and target port).
 pub fn default_service(svc: &mut Service) {
     svc.spec.type_.get_or_insert(ServiceType::ClusterIP);
-    svc.spec.session_affinity.get_or_insert(SessionAffinity::None);
+    svc.spec
+        .session_affinity
+        .get_or_insert(SessionAffinity::None);
     for p in &mut svc.spec.ports {
         p.protocol.get_or_insert_default();
         if p.target_port.is_none() {
@@ -90,12 +94,13 @@ impl Admission for Validation {
         if req.operation == Operation::Delete {
             return Ok(());
         }
-        let errors = req.strategy.validate(obj, req.old);
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(into_invalid(obj.kind(), req.name, &errors))
-        }
+        req.strategy.validate(obj, req.old).map_err(|errors| {
+            ApiError::Invalid(format!(
+                "{} {:?} is invalid: {errors}",
+                obj.kind(),
+                req.name
+            ))
+        })
     }
 }
 

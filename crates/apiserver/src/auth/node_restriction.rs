@@ -37,7 +37,9 @@ impl Authorizer for NodeAuthorizer {
         let allowed = match (a.api_group, a.resource, a.subresource) {
             ("", "pods", "") => read || a.verb == "delete",
             ("", "pods", "status") => matches!(a.verb, "update" | "patch") || read,
-            ("", "nodes", "") => read || (matches!(a.verb, "create" | "update" | "patch") && own_name),
+            ("", "nodes", "") => {
+                read || (matches!(a.verb, "create" | "update" | "patch") && own_name)
+            }
             ("", "nodes", "status") => (matches!(a.verb, "update" | "patch") && own_name) || read,
             ("coordination.k8s.io", "leases", "") => {
                 read || (matches!(a.verb, "create" | "update" | "patch" | "delete") && own_name)

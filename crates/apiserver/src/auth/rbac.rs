@@ -25,13 +25,16 @@ pub struct RbacPolicy {
     pub cluster_role_bindings: Vec<Arc<ClusterRoleBinding>>,
 }
 
+/// Rule sets granted to subjects.
+type Grants = Vec<(Subject, Arc<Vec<PolicyRule>>)>;
+
 /// Rules granted, compiled from a policy.
 #[derive(Default)]
 struct Compiled {
     /// Rules that hold in every namespace, by binding subject.
-    cluster: Vec<(Subject, Arc<Vec<PolicyRule>>)>,
+    cluster: Grants,
     /// Rules that hold in one namespace, by namespace.
-    namespaced: HashMap<String, Vec<(Subject, Arc<Vec<PolicyRule>>)>>,
+    namespaced: HashMap<String, Grants>,
 }
 
 fn compile(policy: &RbacPolicy) -> Compiled {
@@ -114,7 +117,8 @@ fn rule_allows(rule: &PolicyRule, a: &Attributes<'_>) -> bool {
         return false;
     }
     rule.resource_names.is_empty()
-        || a.name.is_some_and(|n| rule.resource_names.iter().any(|r| r == n))
+        || a.name
+            .is_some_and(|n| rule.resource_names.iter().any(|r| r == n))
 }
 
 enum Source {
@@ -229,7 +233,7 @@ fn policy_from_caches(caches: &[Arc<WatchCache>; 4]) -> RbacPolicy {
 impl Authorizer for RbacAuthorizer {
     fn authorize(&self, a: &Attributes<'_>) -> Decision {
         let compiled = self.compiled();
-        let grants = |list: &[(Subject, Arc<Vec<PolicyRule>>)], ns: Option<&str>| {
+        let grants = |list: &Grants, ns: Option<&str>| {
             list.iter().any(|(s, rules)| {
                 subject_matches(s, a.user, ns) && rules.iter().any(|r| rule_allows(r, a))
             })
