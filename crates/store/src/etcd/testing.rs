@@ -516,13 +516,29 @@ impl EtcdCluster {
             .arg(pid.to_string())
             .status()
             .map_err(|e| io_error(format!("running kill -{signal} {pid}"), e))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(EtcdTestError::Io {
+        if !status.success() {
+            return Err(EtcdTestError::Io {
                 action: format!("kill -{signal} {pid}"),
                 cause: status.to_string(),
-            })
+            });
+        }
+        // The signal is delivered asynchronously: wait until every thread of
+        // the process has reached the wanted state.
+        let want_stopped = signal == "STOP";
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(stopped) = threads_stopped(pid)
+                && stopped == want_stopped
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(EtcdTestError::Io {
+                    action: format!("kill -{signal} {pid}"),
+                    cause: "the process did not change state within 5 s".to_string(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -668,6 +684,20 @@ fn health(port: u16) -> bool {
     }
     let text = String::from_utf8_lossy(&response);
     text.starts_with("HTTP/1.1 200") && text.contains("\"health\":\"true\"")
+}
+
+/// Whether every thread of process `pid` is stopped (state `T`), from
+/// `/proc`; `None` when that cannot be read.
+fn threads_stopped(pid: u32) -> Option<bool> {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut all_stopped = true;
+    for task in tasks {
+        let stat = fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+        // The state follows the parenthesized command name.
+        let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+        all_stopped &= state == "T" || state == "t";
+    }
+    Some(all_stopped)
 }
 
 /// `count` distinct loopback ports that were free a moment ago.
