@@ -1,5 +1,4 @@
 //! Builders of nodes and pods and a recording API client for the plugin tests.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -266,10 +265,6 @@ impl PodBuilder {
 
     pub fn build(self) -> PodInfo {
         PodInfo::new(Arc::new(self.pod)).expect("valid pod")
-    }
-
-    pub fn arc(self) -> Arc<PodInfo> {
-        Arc::new(self.build())
     }
 }
 
