@@ -314,7 +314,8 @@ fn watch(c: &mut Criterion) {
         b.to_async(&rt).iter_custom(|iters| {
             let store = store.clone();
             let seen = seen.clone();
-            async move {
+            // The writer is a task on the runtime, like a server's writers.
+            let writer = tokio::spawn(async move {
                 let start = Instant::now();
                 let mut last = 0;
                 for i in 0..iters {
@@ -334,7 +335,8 @@ fn watch(c: &mut Criterion) {
                     tokio::time::sleep(Duration::from_micros(200)).await;
                 }
                 start.elapsed()
-            }
+            });
+            async move { writer.await.expect("writer") }
         })
     });
     group.finish();

@@ -2,7 +2,6 @@
 //! directories, snapshot backup and restore.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,6 +20,11 @@ fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 
 fn last_segment(dir: &Path) -> PathBuf {
     files(dir, ".log").pop().expect("a log segment")
+}
+
+/// The end of the records in a segment (the log is preallocated with zeros).
+fn records_end(data: &[u8]) -> usize {
+    data.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1)
 }
 
 async fn fill(dir: &Path, n: usize) {
@@ -60,19 +64,20 @@ async fn torn_last_record_is_dropped_and_writes_continue() {
     let dir = tempfile::tempdir().unwrap();
     fill(dir.path(), 10).await;
     let seg = last_segment(dir.path());
-    let len = fs::metadata(&seg).unwrap().len();
-    // A record header promising more bytes than follow: a write cut short.
-    let mut f = fs::OpenOptions::new().append(true).open(&seg).unwrap();
-    f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 1, 9, 9]).unwrap();
-    drop(f);
+    let mut data = fs::read(&seg).unwrap();
+    let end = records_end(&data);
+    // A record cut short: its header and part of its payload, then nothing.
+    let torn = [200, 0, 0, 0, 1, 2, 3, 4, 1, 9, 9];
+    if data.len() < end + torn.len() {
+        data.resize(end + torn.len(), 0);
+    }
+    data[end..end + torn.len()].copy_from_slice(&torn);
+    fs::write(&seg, &data).unwrap();
     let store = MemoryStore::open(dir.path()).unwrap();
     assert_eq!(store.current_revision().await.unwrap(), 10);
     assert_eq!(keys(&store).await, 10);
-    assert_eq!(
-        fs::metadata(&seg).unwrap().len(),
-        len,
-        "torn bytes are truncated"
-    );
+    let after = fs::read(&seg).unwrap();
+    assert_eq!(records_end(&after), end, "torn bytes are dropped");
     store.create("/k/new", "x".into()).await.unwrap();
     drop(store);
     let store = MemoryStore::open(dir.path()).unwrap();
@@ -86,14 +91,16 @@ async fn truncation_at_every_offset_of_the_last_record_recovers_the_rest() {
     fill(dir.path(), 3).await;
     let seg = last_segment(dir.path());
     let full = fs::read(&seg).unwrap();
-    let record = (full.len() - 24) / 3;
+    let end = records_end(&full);
+    let record = (end - 24) / 3;
     for cut in 1..record {
         let copy = tempfile::tempdir().unwrap();
-        fs::write(
-            copy.path().join(seg.file_name().unwrap()),
-            &full[..full.len() - cut],
-        )
-        .unwrap();
+        let mut data = full[..end - cut].to_vec();
+        // With and without the preallocated zeros after the cut.
+        if cut % 2 == 0 {
+            data.resize(full.len(), 0);
+        }
+        fs::write(copy.path().join(seg.file_name().unwrap()), &data).unwrap();
         let store = MemoryStore::open(copy.path()).unwrap();
         assert_eq!(
             store.current_revision().await.unwrap(),

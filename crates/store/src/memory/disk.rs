@@ -200,13 +200,15 @@ fn decode_payload(payload: &[u8]) -> Result<WalOp<'_>, String> {
 pub(crate) enum SegmentEnd {
     /// Every byte belongs to a valid record.
     Clean,
+    /// The records end at this offset; only preallocated zeros follow.
+    Zeros { valid_len: usize },
     /// The records end at this offset with an incomplete or torn record.
     Torn { valid_len: usize, reason: String },
 }
 
 /// Parses the records of a segment (after its header), calling `apply` for
-/// each. A damaged record is a torn tail when nothing valid can follow it
-/// (it reaches the end of the file, or only zeros follow); anywhere else it
+/// each. Zeros after the last record are preallocated space. A damaged
+/// record is a torn tail when nothing but zeros follows it; anywhere else it
 /// is corruption.
 pub(crate) fn parse_records<'a>(
     path: &Path,
@@ -221,7 +223,7 @@ pub(crate) fn parse_records<'a>(
             reason: reason.to_string(),
         };
         if rest.iter().all(|b| *b == 0) {
-            return Ok(torn("zero-filled tail"));
+            return Ok(SegmentEnd::Zeros { valid_len: pos });
         }
         let Some(header) = rest.get(..8) else {
             return Ok(torn("incomplete record header"));
@@ -233,7 +235,7 @@ pub(crate) fn parse_records<'a>(
         }
         let payload = &rest[8..8 + len];
         if crc32fast::hash(payload) != crc {
-            if 8 + len == rest.len() {
+            if rest[8 + len..].iter().all(|b| *b == 0) {
                 return Ok(torn("checksum mismatch in the last record"));
             }
             return Err(corrupt(path, pos, "record checksum mismatch"));
@@ -306,19 +308,28 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), DiskError> {
         .map_err(io_err(dir))
 }
 
-/// An open log segment being appended to.
+/// An open log segment being appended to. The file is extended with zeros
+/// ahead of the records (and that extension synced), so syncing a write
+/// only has to flush data, not the file size.
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub(crate) path: PathBuf,
-    pub(crate) file: File,
+    file: File,
+    /// Where the next record goes.
+    pos: u64,
+    /// The file's length (records plus zeros).
+    allocated: u64,
+    /// How much to extend by.
+    chunk: u64,
 }
 
 impl Segment {
     /// Creates a new empty segment whose first record will be `start`.
-    pub(crate) fn create(dir: &Path, start: Revision) -> Result<Segment, DiskError> {
+    pub(crate) fn create(dir: &Path, start: Revision, chunk: u64) -> Result<Segment, DiskError> {
         let path = dir.join(wal_name(start));
         let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .write(true)
             .truncate(true)
             .open(&path)
@@ -326,7 +337,61 @@ impl Segment {
         file.write_all(&wal_header(start)).map_err(io_err(&path))?;
         file.sync_all().map_err(io_err(&path))?;
         sync_dir(dir)?;
-        Ok(Segment { path, file })
+        let len = WAL_HEADER_LEN as u64;
+        Ok(Segment {
+            path,
+            file,
+            pos: len,
+            allocated: len,
+            chunk,
+        })
+    }
+
+    /// Opens an existing segment to append after its first `valid_len` bytes.
+    fn open(path: PathBuf, valid_len: u64, chunk: u64) -> Result<Segment, DiskError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let allocated = file.metadata().map_err(io_err(&path))?.len();
+        Ok(Segment {
+            path,
+            file,
+            pos: valid_len,
+            allocated: allocated.max(valid_len),
+            chunk,
+        })
+    }
+
+    /// Writes `buf` after the last record (not synced).
+    pub(crate) fn append(&mut self, buf: &[u8]) -> Result<(), DiskError> {
+        use std::os::unix::fs::FileExt;
+        let end = self.pos + buf.len() as u64;
+        if end > self.allocated {
+            let target = end.div_ceil(self.chunk) * self.chunk;
+            let zeros = vec![0u8; (target - self.allocated).min(1 << 20) as usize];
+            let mut at = self.allocated;
+            while at < target {
+                let n = (target - at).min(zeros.len() as u64) as usize;
+                self.file
+                    .write_all_at(&zeros[..n], at)
+                    .map_err(io_err(&self.path))?;
+                at += n as u64;
+            }
+            self.file.sync_all().map_err(io_err(&self.path))?;
+            self.allocated = target;
+        }
+        self.file
+            .write_all_at(buf, self.pos)
+            .map_err(io_err(&self.path))?;
+        self.pos = end;
+        Ok(())
+    }
+
+    /// Flushes the written records to disk.
+    pub(crate) fn sync(&self) -> Result<(), DiskError> {
+        self.file.sync_data().map_err(io_err(&self.path))
     }
 }
 
@@ -396,7 +461,11 @@ pub(crate) fn has_store_files(dir: &Path) -> Result<bool, DiskError> {
 
 /// Loads the newest snapshot and replays the log after it. Drops (truncates)
 /// a torn last record; fails on anything else that is damaged.
-pub(crate) fn recover(dir: &Path, history_limit: Option<u64>) -> Result<Recovered, DiskError> {
+pub(crate) fn recover(
+    dir: &Path,
+    history_limit: Option<u64>,
+    chunk: u64,
+) -> Result<Recovered, DiskError> {
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
         let entry = entry.map_err(io_err(dir))?;
         if entry
@@ -420,7 +489,7 @@ pub(crate) fn recover(dir: &Path, history_limit: Option<u64>) -> Result<Recovere
     let segments = list_files(dir, "wal-", ".log")?;
     let mut wal_bytes = 0u64;
     let mut torn = None;
-    let mut last: Option<PathBuf> = None;
+    let mut last: Option<(PathBuf, usize)> = None;
     for (i, (name_start, path)) in segments.iter().enumerate() {
         let is_last = i + 1 == segments.len();
         let data = fs::read(path).map_err(io_err(path))?;
@@ -456,6 +525,7 @@ pub(crate) fn recover(dir: &Path, history_limit: Option<u64>) -> Result<Recovere
         })?;
         let valid_len = match end {
             SegmentEnd::Clean => data.len(),
+            SegmentEnd::Zeros { valid_len } => valid_len,
             SegmentEnd::Torn { valid_len, reason } => {
                 if !is_last {
                     return Err(corrupt(
@@ -477,20 +547,14 @@ pub(crate) fn recover(dir: &Path, history_limit: Option<u64>) -> Result<Recovere
         if expected - 1 > snapshot_revision {
             wal_bytes += valid_len as u64;
         }
-        last = Some(path.clone());
+        last = Some((path.clone(), valid_len));
     }
     if state.revision < snapshot_revision {
         return Err(corrupt(dir, 0, "log ends before the snapshot"));
     }
     let segment = match last {
-        Some(path) => {
-            let file = OpenOptions::new()
-                .append(true)
-                .open(&path)
-                .map_err(io_err(&path))?;
-            Segment { path, file }
-        }
-        None => Segment::create(dir, state.revision + 1)?,
+        Some((path, valid_len)) => Segment::open(path, valid_len as u64, chunk)?,
+        None => Segment::create(dir, state.revision + 1, chunk)?,
     };
     Ok(Recovered {
         state,
@@ -705,13 +769,19 @@ mod tests {
     }
 
     #[test]
-    fn zero_filled_tail_is_torn() {
+    fn zeros_after_the_records_are_preallocation_and_a_damaged_record_before_them_is_torn() {
         let mut data = segment_bytes(&[(1, "/a", Some("x"))]);
         let n = data.len();
         data.extend_from_slice(&[0; 100]);
-        assert!(
-            matches!(count(&data).unwrap().1, SegmentEnd::Torn { valid_len, .. } if valid_len == n)
-        );
+        let end = count(&data).unwrap().1;
+        assert!(matches!(end, SegmentEnd::Zeros { valid_len } if valid_len == n));
+        let mut torn = segment_bytes(&[(1, "/a", Some("x")), (2, "/b", Some("y"))]);
+        let last = torn.len() - 1;
+        torn[last] ^= 0xff;
+        torn.extend_from_slice(&[0; 100]);
+        let (records, end) = count(&torn).unwrap();
+        assert_eq!(records, 1);
+        assert!(matches!(end, SegmentEnd::Torn { valid_len, .. } if valid_len == n));
     }
 
     #[test]

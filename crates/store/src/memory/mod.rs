@@ -289,7 +289,7 @@ impl MemoryStore {
         let dir = dir.as_ref().to_owned();
         std::fs::create_dir_all(&dir).map_err(disk::io_err(&dir))?;
         let lock = DirLock::acquire(&dir)?;
-        let recovered = disk::recover(&dir, options.history_limit)?;
+        let recovered = disk::recover(&dir, options.history_limit, options.prealloc_chunk())?;
         if let Some((path, reason)) = &recovered.torn {
             tracing::warn!(path = %path.display(), reason, "dropped a torn write-ahead log tail");
         }
@@ -318,6 +318,7 @@ impl MemoryStore {
             bytes_since_snapshot: recovered.wal_bytes,
             policy: options.fsync,
             snapshot_bytes: options.snapshot_bytes,
+            chunk: options.prealloc_chunk(),
             _lock: lock,
         };
         let thread = std::thread::Builder::new()
@@ -545,6 +546,12 @@ impl MemoryStore {
 }
 
 impl MemoryStoreOptions {
+    /// How far ahead the log file is extended with zeros: a quarter of the
+    /// snapshot interval, between 64 KiB and 4 MiB.
+    fn prealloc_chunk(&self) -> u64 {
+        (self.snapshot_bytes / 4).clamp(64 << 10, 4 << 20)
+    }
+
     /// The fsync policy.
     ///
     /// ```
@@ -619,9 +626,11 @@ impl Store for MemoryStore {
             from_revision
         };
         inner.state.check_watch_start(from)?;
+        let hints = inner.state.hints.clone();
         drop(inner);
         Ok(Box::pin(watch::Watcher::new(
             self.handle.shared.clone(),
+            hints,
             prefix,
             from,
             self.handle.options.watch_batch,
@@ -646,6 +655,8 @@ struct WalLog {
     bytes_since_snapshot: u64,
     policy: FsyncPolicy,
     snapshot_bytes: u64,
+    /// Log preallocation step.
+    chunk: u64,
     _lock: DirLock,
 }
 
@@ -719,12 +730,8 @@ impl WalLog {
         last_sync: &mut Instant,
         closing: bool,
     ) -> Result<(), DiskError> {
-        use std::io::Write;
         if !buf.is_empty() {
-            self.segment
-                .file
-                .write_all(buf)
-                .map_err(disk::io_err(&self.segment.path))?;
+            self.segment.append(buf)?;
             buf.clear();
             *dirty = true;
         }
@@ -735,10 +742,7 @@ impl WalLog {
                 FsyncPolicy::Never => closing,
             };
         if sync {
-            self.segment
-                .file
-                .sync_data()
-                .map_err(disk::io_err(&self.segment.path))?;
+            self.segment.sync()?;
             *dirty = false;
             *last_sync = Instant::now();
         }
@@ -753,11 +757,8 @@ impl WalLog {
         (revision, items): SnapshotItems,
         wal: &WalShared,
     ) -> Result<(), DiskError> {
-        self.segment
-            .file
-            .sync_all()
-            .map_err(disk::io_err(&self.segment.path))?;
-        self.segment = Segment::create(&self.dir, revision + 1)?;
+        self.segment.sync()?;
+        self.segment = Segment::create(&self.dir, revision + 1, self.chunk)?;
         self.bytes_since_snapshot = 0;
         let dir = self.dir.clone();
         let running = wal.snapshot_running.clone();

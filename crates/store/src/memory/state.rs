@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::task::Waker;
 
 use bytes::Bytes;
@@ -97,6 +98,14 @@ struct KeyHistory {
     recs: Vec<Rec>,
 }
 
+/// Copies of `committed` and `wake_epoch` that watchers read without the
+/// lock to tell, cheaply, that nothing new happened since they registered.
+#[derive(Debug, Default)]
+pub(crate) struct WatchHints {
+    pub(crate) committed: AtomicI64,
+    pub(crate) wake_epoch: AtomicU64,
+}
+
 /// The whole MVCC state, guarded by one mutex in the store.
 #[derive(Debug)]
 pub(crate) struct State {
@@ -119,6 +128,7 @@ pub(crate) struct State {
     pub(crate) wake_epoch: u64,
     /// Keep at most this many revisions of history (auto-compaction).
     history_limit: Option<u64>,
+    pub(crate) hints: Arc<WatchHints>,
 }
 
 /// Separates the revision from the hex-encoded key in a continue token.
@@ -136,6 +146,7 @@ impl State {
             wakers: Vec::new(),
             wake_epoch: 0,
             history_limit: history_limit.filter(|l| *l > 0),
+            hints: Arc::default(),
         }
     }
 
@@ -159,6 +170,7 @@ impl State {
         }
         state.revision = revision;
         state.committed = revision;
+        state.hints.committed.store(revision, Ordering::SeqCst);
         state.compact_revision = revision;
         state.log_start = revision + 1;
         state
@@ -332,6 +344,7 @@ impl State {
             }
         }
         self.committed = self.revision;
+        self.hints.committed.store(self.committed, Ordering::SeqCst);
         self.auto_compact();
         Ok(())
     }
@@ -340,6 +353,7 @@ impl State {
     pub(crate) fn commit(&mut self, revision: Revision) -> Vec<Waker> {
         if revision > self.committed {
             self.committed = revision.min(self.revision);
+            self.hints.committed.store(self.committed, Ordering::SeqCst);
         }
         self.auto_compact();
         self.take_wakers()
@@ -350,6 +364,9 @@ impl State {
             return Vec::new();
         }
         self.wake_epoch += 1;
+        self.hints
+            .wake_epoch
+            .store(self.wake_epoch, Ordering::SeqCst);
         std::mem::take(&mut self.wakers)
     }
 
@@ -434,14 +451,14 @@ impl State {
         Ok(())
     }
 
-    /// Copies up to `max_events` committed events under `prefix` starting at
-    /// `*next`, scanning at most `max_scan` log entries; advances `*next`.
-    /// Fails `WatchLagged` when `*next` was compacted away.
+    /// Appends up to `max_events` committed events under `prefix` starting
+    /// at `*next` to `out`, scanning at most `max_scan` log entries; advances
+    /// `*next`. Fails `WatchLagged` when `*next` was compacted away.
     pub(crate) fn read_log(
         &self,
         prefix: &str,
         next: &mut Revision,
-        out: &mut Vec<LogEntry>,
+        out: &mut VecDeque<WatchEvent>,
         max_events: usize,
         max_scan: usize,
     ) -> Result<(), StoreError> {
@@ -456,11 +473,15 @@ impl State {
         if start >= end {
             return Ok(());
         }
+        let mut taken = 0;
         for entry in self.log.range(start..end) {
             *next = entry.revision() + 1;
             if entry.key.starts_with(prefix) {
-                out.push(entry.clone());
-                if out.len() >= max_events {
+                if let Some(event) = entry.to_event() {
+                    out.push_back(event);
+                }
+                taken += 1;
+                if taken >= max_events {
                     break;
                 }
             }
