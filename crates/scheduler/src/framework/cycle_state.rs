@@ -3,6 +3,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Data kept in a [`CycleState`]; any `Clone + Send + Sync` type qualifies.
 /// Preemption clones the whole state to simulate removing victims.
@@ -17,6 +18,34 @@ impl<T: Any + Send + Sync + Clone> StateData for T {
     }
 }
 
+/// Hashes a [`TypeId`], which is already a hash, by passing its bits
+/// through: state is read on every Filter and Score call, so the lookup must
+/// be cheaper than SipHash.
+#[derive(Default)]
+struct TypeIdHasher(u64);
+
+impl Hasher for TypeIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.0 ^= (n as u64) ^ ((n >> 64) as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type TypeMap = HashMap<TypeId, Box<dyn StateData>, BuildHasherDefault<TypeIdHasher>>;
+
 /// Per-cycle typed state, keyed by type: each plugin stores its own type.
 ///
 /// ```
@@ -29,7 +58,7 @@ impl<T: Any + Send + Sync + Clone> StateData for T {
 /// ```
 #[derive(Default)]
 pub struct CycleState {
-    data: HashMap<TypeId, Box<dyn StateData>>,
+    data: TypeMap,
     skip_filter: Vec<&'static str>,
     skip_score: Vec<&'static str>,
 }
@@ -86,5 +115,35 @@ impl Clone for CycleState {
             skip_filter: self.skip_filter.clone(),
             skip_score: self.skip_score.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CycleState;
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct A(u8);
+    #[derive(Clone, Debug, PartialEq)]
+    struct B(u8);
+    #[derive(Clone, Debug, PartialEq)]
+    struct C(String);
+
+    #[test]
+    fn values_of_distinct_types_are_kept_apart_and_cloned() {
+        let mut s = CycleState::default();
+        s.write(A(1));
+        s.write(B(2));
+        s.write(C("c".into()));
+        s.write(A(3));
+        let copy = s.clone();
+        if let Some(b) = s.read_mut::<B>() {
+            b.0 = 9;
+        }
+        assert_eq!(s.read::<A>(), Some(&A(3)));
+        assert_eq!(s.read::<B>(), Some(&B(9)));
+        assert_eq!(copy.read::<B>(), Some(&B(2)));
+        assert_eq!(copy.read::<C>(), Some(&C("c".into())));
+        assert_eq!(s.read::<u32>(), None);
     }
 }

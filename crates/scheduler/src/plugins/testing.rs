@@ -1,13 +1,12 @@
 //! Builders of nodes and pods and a recording API client for the plugin tests.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ketch_core::api::{
-    Affinity, Container, ContainerImage, ContainerPort, Node, NodeAffinity, NodeSelector,
-    NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinity,
-    PodAffinityTerm, PodAntiAffinity, PreemptionPolicy, Protocol, ResourceRequirements, Taint,
-    TaintEffect, Toleration, TopologySpreadConstraint, WeightedPodAffinityTerm,
+    Affinity, Container, ContainerPort, Node, NodeAffinity, NodeSelector, NodeSelectorOperator,
+    NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinity, PodAffinityTerm, PodAntiAffinity,
+    PreemptionPolicy, Protocol, ResourceRequirements, Taint, TaintEffect, Toleration,
+    TopologySpreadConstraint, WeightedPodAffinityTerm,
 };
 use ketch_core::{
     ApiError, ArcObject, Client, DeleteOutcome, DeleteParams, LabelSelector, ListParams, Object,
@@ -69,14 +68,6 @@ impl NodeBuilder {
 
     pub fn unschedulable(mut self) -> Self {
         self.node.spec.unschedulable = Some(true);
-        self
-    }
-
-    pub fn image(mut self, name: &str, size: i64) -> Self {
-        self.node.status.images.push(ContainerImage {
-            names: vec![name.into()],
-            size_bytes: Some(size),
-        });
         self
     }
 
@@ -259,10 +250,6 @@ impl PodBuilder {
         self
     }
 
-    pub fn pod(self) -> Pod {
-        self.pod
-    }
-
     pub fn build(self) -> PodInfo {
         PodInfo::new(Arc::new(self.pod)).expect("valid pod")
     }
@@ -303,14 +290,6 @@ pub fn affinity_term(key: &str, value: &str, topology_key: &str) -> PodAffinityT
         topology_key: topology_key.into(),
         namespace_selector: None,
     }
-}
-
-/// Labels from pairs.
-pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-        .collect()
 }
 
 /// An API client that records binds and deletes.
