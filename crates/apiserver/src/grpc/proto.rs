@@ -263,3 +263,198 @@ pub struct ErrorDetails {
     #[prost(string, tag = "4")]
     pub name: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use prost::Message;
+    use prost::encoding::{DecodeContext, WireType, decode_key, skip_field};
+
+    use super::*;
+
+    const PROTO: &str = include_str!("../../proto/ketch.proto");
+
+    /// Field numbers and wire types of every message in the `.proto` file.
+    fn declared() -> BTreeMap<String, BTreeSet<(u32, bool)>> {
+        let mut out = BTreeMap::new();
+        let mut current: Option<String> = None;
+        for line in PROTO.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("message ") {
+                let name = rest.trim_end_matches('{').trim().to_string();
+                out.insert(name.clone(), BTreeSet::new());
+                current = Some(name);
+            } else if line == "}" {
+                current = None;
+            } else if let Some(name) = &current {
+                if line.starts_with("//") || line.is_empty() {
+                    continue;
+                }
+                let (decl, number) = line.trim_end_matches(';').split_once('=').expect("field");
+                let words: Vec<&str> = decl.split_whitespace().collect();
+                let ty = words[words.len() - 2];
+                let varint = matches!(ty, "int32" | "int64" | "uint32" | "bool");
+                let number: u32 = number.trim().parse().expect("field number");
+                out.get_mut(name).expect("message").insert((number, varint));
+            }
+        }
+        out
+    }
+
+    /// Field numbers and wire types found in an encoded message.
+    fn encoded(message: &impl Message) -> BTreeSet<(u32, bool)> {
+        let bytes = message.encode_to_vec();
+        let mut buf = bytes.as_slice();
+        let mut out = BTreeSet::new();
+        while !buf.is_empty() {
+            let (tag, wire) = decode_key(&mut buf).expect("key");
+            out.insert((tag, wire == WireType::Varint));
+            skip_field(wire, tag, &mut buf, DecodeContext::default()).expect("skip");
+        }
+        out
+    }
+
+    #[test]
+    fn messages_match_the_proto_file() {
+        let raw = RawObject {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            json: Bytes::from_static(b"{}"),
+        };
+        let s = || Some("x".to_string());
+        let rust: Vec<(&str, BTreeSet<(u32, bool)>)> = vec![
+            ("RawObject", encoded(&raw)),
+            (
+                "ObjectRequest",
+                encoded(&ObjectRequest {
+                    object: Some(raw.clone()),
+                }),
+            ),
+            (
+                "ObjectResponse",
+                encoded(&ObjectResponse {
+                    object: Some(raw.clone()),
+                }),
+            ),
+            (
+                "GetRequest",
+                encoded(&GetRequest {
+                    resource: "r".into(),
+                    namespace: s(),
+                    name: "n".into(),
+                }),
+            ),
+            (
+                "ListRequest",
+                encoded(&ListRequest {
+                    resource: "r".into(),
+                    namespace: s(),
+                    label_selector: s(),
+                    field_selector: s(),
+                    limit: Some(1),
+                    continue_token: s(),
+                    resource_version: s(),
+                    resource_version_match: 1,
+                }),
+            ),
+            (
+                "ListResponse",
+                encoded(&ListResponse {
+                    items: vec![raw.clone()],
+                    resource_version: "1".into(),
+                    continue_token: s(),
+                    remaining_item_count: Some(1),
+                }),
+            ),
+            (
+                "PatchRequest",
+                encoded(&PatchRequest {
+                    resource: "r".into(),
+                    namespace: s(),
+                    name: "n".into(),
+                    patch: Bytes::from_static(b"{}"),
+                }),
+            ),
+            (
+                "DeleteRequest",
+                encoded(&DeleteRequest {
+                    resource: "r".into(),
+                    namespace: s(),
+                    name: "n".into(),
+                    grace_period_seconds: Some(1),
+                    precondition_uid: s(),
+                    precondition_resource_version: s(),
+                }),
+            ),
+            (
+                "DeleteResponse",
+                encoded(&DeleteResponse {
+                    pending: true,
+                    object: Some(raw.clone()),
+                }),
+            ),
+            (
+                "WatchRequest",
+                encoded(&WatchRequest {
+                    resource: "r".into(),
+                    namespace: s(),
+                    label_selector: s(),
+                    field_selector: s(),
+                    resource_version: s(),
+                    bookmarks: true,
+                }),
+            ),
+            (
+                "WatchEvent",
+                encoded(&WatchEvent {
+                    r#type: 1,
+                    object: Some(raw.clone()),
+                    resource_version: "1".into(),
+                }),
+            ),
+            (
+                "BindRequest",
+                encoded(&BindRequest {
+                    namespace: "a".into(),
+                    pod: "b".into(),
+                    node: "c".into(),
+                }),
+            ),
+            (
+                "ErrorDetails",
+                encoded(&ErrorDetails {
+                    reason: "a".into(),
+                    message: "b".into(),
+                    resource: "c".into(),
+                    name: "d".into(),
+                }),
+            ),
+        ];
+        let declared = declared();
+        assert_eq!(
+            declared.keys().cloned().collect::<BTreeSet<_>>(),
+            rust.iter()
+                .map(|(n, _)| n.to_string())
+                .collect::<BTreeSet<_>>(),
+            "the same messages on both sides"
+        );
+        for (name, fields) in rust {
+            assert_eq!(declared[name], fields, "fields of {name}");
+        }
+        for method in [
+            path::CREATE,
+            path::GET,
+            path::LIST,
+            path::UPDATE,
+            path::UPDATE_STATUS,
+            path::PATCH,
+            path::DELETE,
+            path::WATCH,
+            path::BIND,
+        ] {
+            let rpc = method.rsplit('/').next().expect("method name");
+            assert!(PROTO.contains(&format!("rpc {rpc}(")), "{rpc} declared");
+            assert!(method.starts_with(&format!("/{SERVICE}/")));
+        }
+    }
+}
