@@ -25,8 +25,8 @@ use ketch_store::etcd::{EtcdConfig, EtcdStore};
 const PREFIX: &str = "/bench/";
 const VALUE: &[u8] = &[b'x'; 256];
 const LIST_SIZE: usize = 100;
-const ROUNDS: usize = 40;
-const BATCH: usize = 25;
+const ROUNDS: usize = 200;
+const BATCH: usize = 5;
 
 #[derive(Clone, Copy, Debug)]
 enum Op {
