@@ -16,6 +16,7 @@ use ketch_core::api::{Namespace, Node, Pod, PodAffinityTerm, WeightedPodAffinity
 use ketch_core::runtime::{Informer, ReflectorConfig};
 use ketch_core::{Api, Client};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::helper::CompiledLabelSelector;
 use crate::framework::{
@@ -252,16 +253,179 @@ impl TopologyCounts {
         }
     }
 
-    fn get(&self, key: &str, value: &str) -> i64 {
-        self.0
-            .get(key)
-            .and_then(|m| m.get(value))
-            .copied()
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Counts of one term per domain value; the index covers every value any
+/// node carries, so it rarely changes and is shared between cycles.
+#[derive(Clone, Debug, Default)]
+struct TermCounts {
+    index: Arc<HashMap<String, u32>>,
+    counts: Vec<i64>,
+}
+
+impl TermCounts {
+    fn get(&self, value: &str) -> i64 {
+        self.index
+            .get(value)
+            .map(|&d| self.counts[d as usize])
             .unwrap_or(0)
     }
 
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    fn add(&mut self, value: &str, delta: i64) {
+        let d = match self.index.get(value) {
+            Some(&d) => d as usize,
+            None => {
+                let d = self.counts.len();
+                Arc::make_mut(&mut self.index).insert(value.to_string(), d as u32);
+                self.counts.push(0);
+                d
+            }
+        };
+        self.counts[d] += delta;
+    }
+}
+
+/// What one node contributes: (term, domain, matching pods).
+#[derive(Clone, Debug)]
+struct TermSlot {
+    generation: u64,
+    contrib: SmallVec<[(u16, u32, i64); 2]>,
+}
+
+/// Per-domain counts of the pods matching an incoming pod's required terms
+/// (affinity terms first, counted for pods matching all of them, then
+/// anti-affinity terms, each on its own), maintained across cycles: a node
+/// is recounted only when its generation moved.
+#[derive(Debug, Default)]
+struct TermCounter {
+    terms: Vec<TermCounts>,
+    slots: Vec<TermSlot>,
+    last_used: u64,
+}
+
+impl TermCounter {
+    fn new(n: usize) -> Self {
+        Self {
+            terms: vec![TermCounts::default(); n],
+            slots: Vec::new(),
+            last_used: 0,
+        }
+    }
+
+    fn apply(&mut self, contrib: &[(u16, u32, i64)], sign: i64) {
+        for &(t, d, c) in contrib {
+            self.terms[t as usize].counts[d as usize] += sign * c;
+        }
+    }
+
+    fn domain(&mut self, t: usize, value: &str) -> u32 {
+        let tc = &mut self.terms[t];
+        if let Some(&d) = tc.index.get(value) {
+            return d;
+        }
+        let d = tc.counts.len() as u32;
+        Arc::make_mut(&mut tc.index).insert(value.to_string(), d);
+        tc.counts.push(0);
+        d
+    }
+
+    fn contribution(
+        &mut self,
+        info: &NodeInfo,
+        terms: &PodTerms,
+    ) -> SmallVec<[(u16, u32, i64); 2]> {
+        let mut out = SmallVec::new();
+        let Some(node) = info.node() else {
+            return out;
+        };
+        let aff = &terms.required_affinity;
+        let anti = &terms.required_anti_affinity;
+        let all_affinity = if aff.is_empty() {
+            0
+        } else {
+            info.pods
+                .iter()
+                .filter(|p| aff.iter().all(|t| t.matches(&p.pod, None)))
+                .count() as i64
+        };
+        for (i, t) in aff.iter().chain(anti).enumerate() {
+            let Some(value) = node.metadata.labels.get(&t.topology_key) else {
+                continue;
+            };
+            let d = self.domain(i, value);
+            let count = if i < aff.len() {
+                all_affinity
+            } else {
+                info.pods.iter().filter(|p| t.matches(&p.pod, None)).count() as i64
+            };
+            out.push((i as u16, d, count));
+        }
+        out
+    }
+
+    fn refresh(&mut self, nodes: &[Arc<NodeInfo>], terms: &PodTerms) {
+        while self.slots.len() > nodes.len() {
+            if let Some(slot) = self.slots.pop() {
+                self.apply(&slot.contrib, -1);
+            }
+        }
+        for (i, info) in nodes.iter().enumerate() {
+            if i < self.slots.len() && self.slots[i].generation == info.generation {
+                continue;
+            }
+            let contrib = self.contribution(info, terms);
+            self.apply(&contrib, 1);
+            let slot = TermSlot {
+                generation: info.generation,
+                contrib,
+            };
+            if i < self.slots.len() {
+                let old = std::mem::replace(&mut self.slots[i], slot);
+                self.apply(&old.contrib, -1);
+            } else {
+                self.slots.push(slot);
+            }
+        }
+    }
+}
+
+const MAX_TERM_COUNTERS: usize = 64;
+
+/// Term counters by the signature of the incoming pod's required terms.
+#[derive(Debug, Default)]
+struct TermCounters {
+    entries: HashMap<String, TermCounter>,
+    clock: u64,
+}
+
+impl TermCounters {
+    fn counts(&mut self, nodes: &[Arc<NodeInfo>], terms: &PodTerms) -> Vec<TermCounts> {
+        let signature = format!(
+            "{:?}\u{0}{:?}",
+            terms.required_affinity, terms.required_anti_affinity
+        );
+        self.clock += 1;
+        if !self.entries.contains_key(&signature) && self.entries.len() >= MAX_TERM_COUNTERS {
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, c)| c.last_used)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.entries.remove(&k);
+            }
+        }
+        let n = terms.required_affinity.len() + terms.required_anti_affinity.len();
+        let counter = self
+            .entries
+            .entry(signature)
+            .or_insert_with(|| TermCounter::new(n));
+        counter.last_used = self.clock;
+        counter.refresh(nodes, terms);
+        counter.terms.clone()
     }
 }
 
@@ -272,8 +436,10 @@ struct PreFilterState {
     ns_labels: Option<Arc<BTreeMap<String, String>>>,
     matches_own_affinity: bool,
     existing_anti_affinity: TopologyCounts,
-    affinity: TopologyCounts,
-    anti_affinity: TopologyCounts,
+    /// Per affinity term, then per anti-affinity term.
+    term_counts: Vec<TermCounts>,
+    /// Pods matching all affinity terms, over all domains.
+    affinity_total: i64,
 }
 
 impl PreFilterState {
@@ -287,20 +453,23 @@ impl PreFilterState {
                     .update(node, &t.topology_key, delta);
             }
         }
-        let terms = &self.terms;
-        if !terms.required_affinity.is_empty()
-            && terms
-                .required_affinity
-                .iter()
-                .all(|t| t.matches(other, None))
-        {
-            for t in &terms.required_affinity {
-                self.affinity.update(node, &t.topology_key, delta);
+        let terms = self.terms.clone();
+        let aff = &terms.required_affinity;
+        let matches_all = !aff.is_empty() && aff.iter().all(|t| t.matches(other, None));
+        for (i, t) in aff.iter().chain(&terms.required_anti_affinity).enumerate() {
+            let counted = if i < aff.len() {
+                matches_all
+            } else {
+                t.matches(other, None)
+            };
+            if !counted {
+                continue;
             }
-        }
-        for t in &terms.required_anti_affinity {
-            if t.matches(other, None) {
-                self.anti_affinity.update(node, &t.topology_key, delta);
+            if let Some(v) = node.metadata.labels.get(&t.topology_key) {
+                self.term_counts[i].add(v, delta);
+                if i == 0 {
+                    self.affinity_total += delta;
+                }
             }
         }
     }
@@ -346,6 +515,7 @@ pub struct InterPodAffinity {
     args: InterPodAffinityArgs,
     namespaces: Namespaces,
     cache: Mutex<TermCache>,
+    counters: Mutex<TermCounters>,
 }
 
 impl std::fmt::Debug for InterPodAffinity {
@@ -371,6 +541,7 @@ impl InterPodAffinity {
             args,
             namespaces,
             cache: Mutex::new(TermCache::default()),
+            counters: Mutex::new(TermCounters::default()),
         }
     }
 
@@ -581,8 +752,8 @@ impl PreFilterPlugin for InterPodAffinity {
             terms: Arc::new(terms),
             ns_labels,
             existing_anti_affinity: TopologyCounts::default(),
-            affinity: TopologyCounts::default(),
-            anti_affinity: TopologyCounts::default(),
+            term_counts: Vec::new(),
+            affinity_total: 0,
         };
         {
             let mut cache = self.cache();
@@ -610,25 +781,15 @@ impl PreFilterPlugin for InterPodAffinity {
             }
         }
         if has_required {
-            let terms = s.terms.clone();
-            for info in snapshot.nodes() {
-                let Some(node) = info.node() else { continue };
-                for existing in &info.pods {
-                    let ep = &existing.pod;
-                    if !terms.required_affinity.is_empty()
-                        && terms.required_affinity.iter().all(|t| t.matches(ep, None))
-                    {
-                        for t in &terms.required_affinity {
-                            s.affinity.update(node, &t.topology_key, 1);
-                        }
-                    }
-                    for t in &terms.required_anti_affinity {
-                        if t.matches(ep, None) {
-                            s.anti_affinity.update(node, &t.topology_key, 1);
-                        }
-                    }
-                }
+            let counts = self
+                .counters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .counts(snapshot.nodes(), &s.terms);
+            if !s.terms.required_affinity.is_empty() {
+                s.affinity_total = counts[0].counts.iter().sum();
             }
+            s.term_counts = counts;
         }
         state.write(s);
         (PreFilterResult::all_nodes(), Status::success())
@@ -711,27 +872,26 @@ impl FilterPlugin for InterPodAffinity {
         // Required affinity: every topology key present, and matching pods
         // in each domain (or the pod is the first of a self-affine group).
         let mut pods_exist = true;
-        for t in &s.terms.required_affinity {
+        let n_aff = s.terms.required_affinity.len();
+        for (i, t) in s.terms.required_affinity.iter().enumerate() {
             match labels.get(&t.topology_key) {
                 None => return Status::unresolvable(ERR_REASON_AFFINITY),
                 Some(v) => {
-                    if s.affinity.get(&t.topology_key, v) <= 0 {
+                    if s.term_counts[i].get(v) <= 0 {
                         pods_exist = false;
                     }
                 }
             }
         }
-        let first_of_group = s.affinity.is_empty() && s.matches_own_affinity;
+        let first_of_group = s.affinity_total == 0 && s.matches_own_affinity;
         if !(pods_exist || first_of_group) {
             return Status::unresolvable(ERR_REASON_AFFINITY);
         }
-        if !s.anti_affinity.is_empty() {
-            for t in &s.terms.required_anti_affinity {
-                if let Some(v) = labels.get(&t.topology_key)
-                    && s.anti_affinity.get(&t.topology_key, v) > 0
-                {
-                    return Status::unschedulable(ERR_REASON_ANTI_AFFINITY);
-                }
+        for (j, t) in s.terms.required_anti_affinity.iter().enumerate() {
+            if let Some(v) = labels.get(&t.topology_key)
+                && s.term_counts[n_aff + j].get(v) > 0
+            {
+                return Status::unschedulable(ERR_REASON_ANTI_AFFINITY);
             }
         }
         for (key, values) in &s.existing_anti_affinity.0 {
@@ -1015,6 +1175,38 @@ mod tests {
         for (name, existing, pod, want) in cases {
             assert_eq!(filter_all(&p, &pod, cluster(existing)), want, "{name}");
         }
+    }
+
+    #[test]
+    fn cached_counts_follow_node_changes() {
+        let p = plugin();
+        let green = || PodBuilder::new("g").label("color", "green");
+        let pod = PodBuilder::new("p")
+            .pod_anti_affinity(affinity_term("color", "green", ZONE))
+            .pod_affinity(affinity_term("app", "db", HOST))
+            .build();
+        let mut nodes = vec![
+            NodeBuilder::new("n1").label(ZONE, "a").build(),
+            NodeBuilder::new("n2")
+                .label(ZONE, "b")
+                .pod(PodBuilder::new("db").label("app", "db").build())
+                .build(),
+            NodeBuilder::new("n3").label(ZONE, "b").build(),
+        ];
+        let codes = |nodes: &Vec<NodeInfo>| filter_all(&p, &pod, nodes.clone());
+        use Code::*;
+        const U: Code = Unschedulable;
+        const X: Code = UnschedulableAndUnresolvable;
+        assert_eq!(codes(&nodes), [X, Success, X]);
+        // A green pod arrives in zone b: anti-affinity now rejects zone b.
+        nodes[2].add_pod(Arc::new(green().build()));
+        assert_eq!(codes(&nodes), [X, U, X]);
+        // It leaves again.
+        nodes[2].remove_pod("default/g");
+        assert_eq!(codes(&nodes), [X, Success, X]);
+        // The db pod's node goes away: no pod matches the affinity at all.
+        nodes.remove(1);
+        assert_eq!(codes(&nodes), [X, X]);
     }
 
     #[test]

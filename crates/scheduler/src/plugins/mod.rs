@@ -213,6 +213,114 @@ mod tests {
     }
 
     #[test]
+    fn registry_holds_every_default_plugin() {
+        let registry = default_registry();
+        let mut names: Vec<&str> = registry.names().collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "DefaultBinder",
+                "DefaultPreemption",
+                "ImageLocality",
+                "InterPodAffinity",
+                "NodeAffinity",
+                "NodeName",
+                "NodePorts",
+                "NodeResourcesBalancedAllocation",
+                "NodeResourcesFit",
+                "NodeUnschedulable",
+                "PodTopologySpread",
+                "PrioritySort",
+                "TaintToleration",
+            ]
+        );
+    }
+
+    #[test]
+    fn registered_events_are_the_ones_that_can_help() {
+        use crate::framework::{ActionType as A, ClusterEvent, EventResource as R};
+        let registry = default_registry();
+        let events = |name: &str| -> Vec<ClusterEvent> {
+            registry
+                .build(name, None, &ctx())
+                .map(|p| p.events_to_register())
+                .unwrap_or_default()
+        };
+        let happened = |r, a| ClusterEvent::new(r, a);
+        let helps = |name: &str, e: ClusterEvent| events(name).iter().any(|x| x.matches(&e));
+        let cases = [
+            (
+                "NodeResourcesFit",
+                happened(R::AssignedPod, A::DELETE),
+                true,
+            ),
+            ("NodeResourcesFit", happened(R::Node, A::ADD), true),
+            (
+                "NodeResourcesFit",
+                happened(R::Node, A::UPDATE_NODE_ALLOCATABLE),
+                true,
+            ),
+            ("NodeResourcesFit", happened(R::AssignedPod, A::ADD), false),
+            (
+                "NodeResourcesFit",
+                happened(R::Node, A::UPDATE_NODE_LABEL),
+                false,
+            ),
+            (
+                "TaintToleration",
+                happened(R::Node, A::UPDATE_NODE_TAINT),
+                true,
+            ),
+            (
+                "TaintToleration",
+                happened(R::AssignedPod, A::DELETE),
+                false,
+            ),
+            (
+                "NodeUnschedulable",
+                happened(R::Node, A::UPDATE_NODE_TAINT),
+                true,
+            ),
+            (
+                "NodeAffinity",
+                happened(R::Node, A::UPDATE_NODE_LABEL),
+                true,
+            ),
+            ("NodeAffinity", happened(R::AssignedPod, A::DELETE), false),
+            ("NodeName", happened(R::Node, A::ADD), true),
+            ("NodeName", happened(R::Node, A::UPDATE_NODE_LABEL), false),
+            ("NodePorts", happened(R::AssignedPod, A::DELETE), true),
+            ("InterPodAffinity", happened(R::AssignedPod, A::ADD), true),
+            (
+                "InterPodAffinity",
+                happened(R::AssignedPod, A::DELETE),
+                true,
+            ),
+            (
+                "InterPodAffinity",
+                happened(R::Node, A::UPDATE_NODE_ALLOCATABLE),
+                false,
+            ),
+            (
+                "PodTopologySpread",
+                happened(R::AssignedPod, A::DELETE),
+                true,
+            ),
+            (
+                "PodTopologySpread",
+                happened(R::Node, A::UPDATE_NODE_LABEL),
+                true,
+            ),
+            ("PrioritySort", happened(R::Node, A::ADD), false),
+            ("DefaultBinder", happened(R::Node, A::ADD), false),
+        ];
+        for (name, event, want) in cases {
+            assert_eq!(helps(name, event), want, "{name} {event:?}");
+        }
+    }
+
+    #[test]
     fn default_weights_match_kube_scheduler() {
         let profile = default_profile("s");
         let weight = |n: &str| {
