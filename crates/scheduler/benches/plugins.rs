@@ -26,6 +26,9 @@ use ketch_scheduler::plugins::{
 
 const NODES: usize = 5000;
 
+/// A bench case: name, plugins, incoming pod.
+type Case<'a> = (&'static str, Vec<Arc<dyn Plugin>>, &'a Arc<PodInfo>);
+
 fn quantity_map(pairs: &[(&str, &str)]) -> BTreeMap<String, Quantity> {
     pairs
         .iter()
@@ -223,7 +226,7 @@ fn benches(c: &mut Criterion) {
                 .expect("valid args"),
         )
     };
-    let cases: Vec<(&str, Vec<Arc<dyn Plugin>>, &Arc<PodInfo>)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "NodeResourcesFit",
             vec![Arc::new(NodeResourcesFit::default())],

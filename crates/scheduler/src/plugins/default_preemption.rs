@@ -531,7 +531,13 @@ mod tests {
     #[test]
     fn minimal_victims_table() {
         let (h, _) = fit_handle();
-        let cases: Vec<(&str, NodeInfo, PodInfo, Result<Vec<&str>, Code>)> = vec![
+        type Case = (
+            &'static str,
+            NodeInfo,
+            PodInfo,
+            Result<Vec<&'static str>, Code>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "the more important victim is reprieved",
                 node("n", vec![pod("low", 1, "2"), pod("mid", 5, "1")]),
