@@ -184,10 +184,35 @@ fn has_preferred_terms(pod: &Pod) -> bool {
     })
 }
 
+/// Hashes a pointer address (looked up once per existing pod per cycle,
+/// so cheaper than SipHash): multiply, then fold the high bits down so the
+/// aligned low bits do not all land in the same buckets.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl std::hash::Hasher for AddressHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        let h = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 29);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type ByAddress<V> = HashMap<usize, V, std::hash::BuildHasherDefault<AddressHasher>>;
+
 /// Compiled terms of existing pods by pod identity, interned by content.
 #[derive(Default)]
 struct TermCache {
-    by_pod: HashMap<usize, (Weak<Pod>, Arc<PodTerms>)>,
+    by_pod: ByAddress<(Weak<Pod>, Arc<PodTerms>)>,
     interned: HashMap<String, Weak<PodTerms>>,
     sweep_at: usize,
 }
