@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo bench -p ketch-apiserver --bench grpc
-//! cargo bench -p ketch-apiserver --bench grpc -- --clients 64 --connections 4 --seconds 5
+//! cargo bench -p ketch-apiserver --bench grpc -- --clients 64 --connections 1 --seconds 5
 //! cargo bench -p ketch-apiserver --bench grpc -- --echo        # the transport alone
 //! cargo bench -p ketch-apiserver --bench grpc -- --in-process  # the API server alone
 //! ```
@@ -45,7 +45,7 @@ struct Args {
 fn args() -> Args {
     let mut a = Args {
         clients: 64,
-        connections: 4,
+        connections: 1,
         seconds: 5.0,
         warmup: 1.0,
         in_process: false,

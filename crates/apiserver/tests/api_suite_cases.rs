@@ -115,6 +115,7 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Create, get, update, update status, patch and delete one pod.
 pub async fn crud(b: &Backend) {
     let pods: Api<Pod> = Api::namespaced(b.client.clone(), "default");
     let created = pods.create(pod("default", "web")).await.expect("create");
@@ -183,6 +184,7 @@ pub async fn crud(b: &Backend) {
     );
 }
 
+/// `generateName` yields distinct names with the prefix.
 pub async fn generated_names(b: &Backend) {
     let pods: Api<Pod> = Api::namespaced(b.client.clone(), "default");
     let mut p = pod("default", "");
@@ -198,6 +200,7 @@ pub async fn generated_names(b: &Backend) {
     assert_ne!(a.metadata.name(), c.metadata.name());
 }
 
+/// A stale resourceVersion is a `Conflict`; a duplicate name is `AlreadyExists`.
 pub async fn conflicts(b: &Backend) {
     let pods: Api<Pod> = Api::namespaced(b.client.clone(), "default");
     let first = pods.create(pod("default", "c")).await.expect("create");
@@ -225,6 +228,7 @@ pub async fn conflicts(b: &Backend) {
     );
 }
 
+/// Label (equality and set-based) and field selectors on lists; a bad selector is `BadRequest`.
 pub async fn selectors(b: &Backend) {
     namespace(b, "sel").await;
     let pods: Api<Pod> = Api::namespaced(b.client.clone(), "sel");
@@ -298,6 +302,7 @@ pub async fn selectors(b: &Backend) {
     );
 }
 
+/// Pages of a list share one snapshot and return every object once, in key order.
 pub async fn paging(b: &Backend) {
     namespace(b, "paged").await;
     let pods: Api<Pod> = Api::namespaced(b.client.clone(), "paged");
@@ -347,6 +352,7 @@ pub async fn paging(b: &Backend) {
     );
 }
 
+/// A watch delivers changes in order; a field-filtered watch sees a pod enter its selector as an add.
 pub async fn watch(b: &Backend) {
     namespace(b, "w").await;
     let pods: Api<Pod> = Api::namespaced(b.client.clone(), "w");
@@ -410,6 +416,7 @@ pub async fn watch(b: &Backend) {
     }
 }
 
+/// A watch from a compacted revision fails `Expired`.
 pub async fn watch_too_old_is_expired(b: &Backend) {
     namespace(b, "old").await;
     let pods: Api<Pod> = Api::namespaced(b.client.clone(), "old");
@@ -459,6 +466,7 @@ pub async fn watch_too_old_is_expired(b: &Backend) {
     }
 }
 
+/// Errors keep their variant and fields: `NotFound`, `Invalid` with field paths, unknown resources, missing namespaces.
 pub async fn errors(b: &Backend) {
     let err = b
         .client
@@ -510,6 +518,7 @@ pub async fn errors(b: &Backend) {
     );
 }
 
+/// Binding sets `spec.nodeName`; binding a bound pod is a `Conflict`.
 pub async fn bind(b: &Backend) {
     let pods: Api<Pod> = Api::namespaced(b.client.clone(), "default");
     pods.create(pod("default", "b")).await.expect("create");
@@ -523,6 +532,7 @@ pub async fn bind(b: &Backend) {
     assert!(matches!(err, ApiError::Conflict(_)), "{}: {err:?}", b.name);
 }
 
+/// A delete of an object with finalizers marks it; clearing them removes it.
 pub async fn finalizers_keep_objects_pending(b: &Backend) {
     let pods: Api<Pod> = Api::namespaced(b.client.clone(), "default");
     let mut p = pod("default", "held");

@@ -151,7 +151,8 @@ impl RemoteClientBuilder {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10))
             .keep_alive_while_idle(true)
-            .http2_adaptive_window(true);
+            .initial_stream_window_size(super::server::WINDOW)
+            .initial_connection_window_size(super::server::CONNECTION_WINDOW);
         #[cfg(feature = "tls")]
         let endpoint = match &self.tls {
             Some(tls) => {
