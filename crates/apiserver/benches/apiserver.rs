@@ -55,8 +55,44 @@ fn pod(name: String) -> Pod {
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
+/// CPU time (user + system) this process has used, from `/proc/self/stat`;
+/// zero where that file does not exist.
+fn cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which may contain spaces).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// Prints the CPU cost per operation of a measured phase: with the machine
+/// to itself the server does about `cores / cost` operations per second.
+fn report_cpu(what: &str, ops: u64, wall: Duration, cpu: Duration) {
+    if ops == 0 || cpu.is_zero() {
+        return;
+    }
+    let per_op = cpu.as_secs_f64() / ops as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "{what}: {ops} ops, {:.0} ops/s wall, {:.2} us CPU per op, {:.0} ops/s on {cores} idle cores",
+        ops as f64 / wall.as_secs_f64(),
+        per_op * 1e6,
+        cores as f64 / per_op
+    );
+}
+
 /// Creates `n` pods with `CALLERS` concurrent callers; returns the elapsed time.
 async fn create_pods(client: &Arc<dyn Client>, n: u64) -> Duration {
+    let cpu = cpu_time();
     let start = Instant::now();
     let per = n.div_ceil(CALLERS as u64);
     let mut tasks = Vec::new();
@@ -75,7 +111,9 @@ async fn create_pods(client: &Arc<dyn Client>, n: u64) -> Duration {
     for t in tasks {
         t.await.expect("task");
     }
-    start.elapsed()
+    let wall = start.elapsed();
+    report_cpu("pod_create", per * CALLERS as u64, wall, cpu_time() - cpu);
+    wall
 }
 
 fn creates(c: &mut Criterion) {
@@ -128,6 +166,7 @@ fn status_updates(c: &mut Criterion) {
             async move {
                 let taken: Vec<Vec<Arc<Pod>>> = std::mem::take(&mut *slices.lock());
                 let per = iters.div_ceil(CALLERS as u64);
+                let cpu = cpu_time();
                 let start = Instant::now();
                 let mut tasks = Vec::new();
                 for mut mine in taken {
@@ -156,6 +195,12 @@ fn status_updates(c: &mut Criterion) {
                     back.push(t.await.expect("task"));
                 }
                 let elapsed = start.elapsed();
+                report_cpu(
+                    "pod_status_update",
+                    per * CALLERS as u64,
+                    elapsed,
+                    cpu_time() - cpu,
+                );
                 *slices.lock() = back;
                 elapsed
             }
@@ -229,6 +274,7 @@ async fn fanout_round(
         }));
     }
     drop(done_tx);
+    let cpu = cpu_time();
     let start = Instant::now();
     let per = bindings.div_ceil(CALLERS);
     let mut binders = Vec::new();
@@ -246,6 +292,9 @@ async fn fanout_round(
                     )
                     .await
                     .expect("bind");
+                // Each binding is its own request, as from a scheduler's
+                // binding tasks: let other tasks (watchers) run in between.
+                tokio::task::yield_now().await;
             }
         }));
     }
@@ -257,6 +306,12 @@ async fn fanout_round(
         latencies.extend(l);
     }
     let total = start.elapsed();
+    report_cpu(
+        "watch_fanout bindings",
+        bindings as u64,
+        total,
+        cpu_time() - cpu,
+    );
     for w in watchers {
         w.await.expect("watcher");
     }

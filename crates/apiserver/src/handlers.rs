@@ -247,6 +247,12 @@ impl Inner {
                 Some(_) => {}
             }
         }
+        // A write of this server the cache has not applied yet.
+        if let Some(w) = want
+            && let Some(recent) = kind.cache.recent_write(key, w)
+        {
+            return Ok(recent);
+        }
         let kv = self
             .store
             .get(key)

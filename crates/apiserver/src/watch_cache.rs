@@ -163,6 +163,15 @@ impl WatchCache {
         }
     }
 
+    /// The object this server wrote under `key` at `revision`, if the cache
+    /// has not applied it yet.
+    pub(crate) fn recent_write(&self, key: &str, revision: Revision) -> Option<ArcObject> {
+        match self.recent.lock().objects.get(key) {
+            Some((r, obj)) if *r == revision => Some(obj.clone()),
+            _ => None,
+        }
+    }
+
     /// The cached object under `key`.
     pub(crate) fn get(&self, key: &str) -> Option<ArcObject> {
         self.state.read().objects.get(key).cloned()
