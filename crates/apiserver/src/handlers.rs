@@ -331,7 +331,12 @@ impl Inner {
                 }
             }
         };
-        self.authorize(caller, "create", &kind, "", ns, None)?;
+        // The name is known unless generated: node authorization checks it
+        // (a node may create only its own Node and Lease).
+        let requested_name = generated
+            .is_none()
+            .then(|| obj.metadata().name().to_string());
+        self.authorize(caller, "create", &kind, "", ns, requested_name.as_deref())?;
         if let Some(ns) = ns {
             self.check_namespace(ns).await?;
         }

@@ -166,6 +166,7 @@ enum Op {
     CreateLease(&'static str),
     Bind(&'static str, &'static str, &'static str),
     CreateNamespace(&'static str),
+    CreateNode(&'static str),
     PatchPod(&'static str, &'static str),
 }
 
@@ -234,6 +235,13 @@ async fn run(admin: &Arc<dyn Client>, client: &Arc<dyn Client>, op: Op) -> Resul
             }))
             .await
             .map(drop),
+        Op::CreateNode(name) => client
+            .create(Box::new(Node {
+                metadata: ObjectMeta::cluster_named(name),
+                ..Default::default()
+            }))
+            .await
+            .map(drop),
         Op::PatchPod(ns, name) => client
             .patch(
                 "pods",
@@ -259,6 +267,7 @@ async fn identities_verbs_resources_namespaces() {
     let n1 = server.client_as(UserInfo::node("n1"));
     let anonymous = server.client_as(UserInfo::anonymous());
     let masters = server.client_as(UserInfo::new("root", &["system:masters"]));
+    let n3 = server.client_as(UserInfo::node("n3"));
     use Op::*;
     let cases: Vec<(&str, &Arc<dyn Client>, Op, bool)> = vec![
         // Deny by default.
@@ -325,6 +334,12 @@ async fn identities_verbs_resources_namespaces() {
         ("n1", &n1, Bind("team", "t2", "n1"), DENY),
         ("n1", &n1, CreateNamespace("n1-ns"), DENY),
         ("n1", &n1, List("roles", Some("team")), DENY),
+        // A new node registers itself and its lease, nothing else.
+        ("n3", &n3, CreateNode("n4"), DENY),
+        ("n3", &n3, CreateNode("n3"), ALLOW),
+        ("n3", &n3, CreateLease("n3"), ALLOW),
+        ("n3", &n3, CreateLease("n1"), DENY),
+        ("n3", &n3, UpdateNode("n1"), DENY),
         // system:masters may do anything.
         ("root", &masters, DeleteNode("n2"), ALLOW),
         ("root", &masters, CreateNamespace("root-ns"), ALLOW),

@@ -116,9 +116,11 @@ fn rule_allows(rule: &PolicyRule, a: &Attributes<'_>) -> bool {
     if !resource_ok {
         return false;
     }
+    // As in Kubernetes, a rule limited to names never covers create.
     rule.resource_names.is_empty()
-        || a.name
-            .is_some_and(|n| rule.resource_names.iter().any(|r| r == n))
+        || (a.verb != "create"
+            && a.name
+                .is_some_and(|n| rule.resource_names.iter().any(|r| r == n)))
 }
 
 enum Source {
