@@ -375,3 +375,73 @@ async fn broken_watch_resumes_from_its_last_resource_version() {
     }
     assert_eq!(got, ["two", "three"], "no event lost or repeated");
 }
+
+/// A self-signed certificate for `localhost` (CA:FALSE, valid until 2126)
+/// and its key, made for this test only.
+#[cfg(feature = "tls")]
+const TEST_CERT: &str = r"-----BEGIN CERTIFICATE-----
+MIIBkjCCATigAwIBAgIUYGESyXGtx9Cb4SvNHAv5+lR63R4wCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyMjEzNTY0MVoYDzIxMjYxMDI5
+MTM1NjQxWjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAAQZp/W2fDphp/CFxOdr8jZl5eXaQDH0h9DgEKZogea5CsW3C+RR3SYm
+uFeCZrqRQITLYUwZd72tNprDz39zsctBo2YwZDAdBgNVHQ4EFgQU+htyf5a5ZAax
+DmFgFFEHnaows1swHwYDVR0jBBgwFoAU+htyf5a5ZAaxDmFgFFEHnaows1swFAYD
+VR0RBA0wC4IJbG9jYWxob3N0MAwGA1UdEwEB/wQCMAAwCgYIKoZIzj0EAwIDSAAw
+RQIhAKRvVL2uySTGOa+piXTAT36I8TbF2vPI5K0JvUvSQsojAiAS+IfYPMQLjpx2
+8mANf12zzAMzcVo5hGL51iFdn3DgIg==
+-----END CERTIFICATE-----";
+#[cfg(feature = "tls")]
+const TEST_KEY: &str = r"-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg5Elj2uGVHu5uno7o
+nyq4pzCK0w0kADUTkhrrPEsDD/WhRANCAAQZp/W2fDphp/CFxOdr8jZl5eXaQDH0
+h9DgEKZogea5CsW3C+RR3SYmuFeCZrqRQITLYUwZd72tNprDz39zsctB
+-----END PRIVATE KEY-----";
+
+#[cfg(feature = "tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_round_trip_and_plaintext_refused() {
+    use ketch_apiserver::grpc::{ClientTls, ServerTls};
+    let (server, _store) = api_server().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let grpc = GrpcServer::for_api_server(server);
+    let task = tokio::spawn(grpc.serve_tls_with_listener(
+        listener,
+        ServerTls {
+            cert_pem: TEST_CERT.as_bytes().to_vec(),
+            key_pem: TEST_KEY.as_bytes().to_vec(),
+        },
+        std::future::pending(),
+    ));
+    let client = RemoteClient::builder(&format!("https://localhost:{}", addr.port()))
+        .token(ADMIN_TOKEN)
+        .tls(ClientTls {
+            ca_pem: TEST_CERT.as_bytes().to_vec(),
+            domain: Some("localhost".into()),
+        })
+        .connect()
+        .await
+        .expect("TLS connect");
+    let created = client
+        .create(Box::new(pod("default", "secure")))
+        .await
+        .expect("create over TLS");
+    assert_eq!(created.metadata().name(), "secure");
+
+    let plain = RemoteClient::builder(&format!("http://{addr}"))
+        .token(ADMIN_TOKEN)
+        .timeout(Duration::from_secs(2))
+        .connect_lazy()
+        .expect("client");
+    let err = plain
+        .get("pods", Some("default"), "secure")
+        .await
+        .expect_err("plaintext");
+    assert!(
+        matches!(err, ApiError::Unavailable(_) | ApiError::Timeout(_)),
+        "{err:?}"
+    );
+    task.abort();
+}
