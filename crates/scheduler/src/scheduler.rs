@@ -650,7 +650,7 @@ impl Shared {
             }
         };
         let assumed = Arc::new(assumed_pod(&pod, &node));
-        if let Err(e) = self.cache.assume_pod(assumed.clone()) {
+        if let Err(e) = self.cache.assume_pod_in(assumed.clone(), snapshot) {
             self.fail_with_error(profile, qpi, &Status::error(e.to_string()), start);
             return;
         }

@@ -76,6 +76,8 @@ struct Inner {
     images: HashMap<String, ImageEntry>,
     epoch: u64,
     ttl: Duration,
+    /// Stands in for a node in a snapshot while the cache changes it.
+    placeholder: Arc<NodeInfo>,
 }
 
 /// Nodes and pods as the scheduler sees them. Thread-safe; cheap to share
@@ -273,6 +275,7 @@ impl Cache {
                 images: HashMap::new(),
                 epoch: 1,
                 ttl,
+                placeholder: Arc::new(NodeInfo::default()),
             }),
         }
     }
@@ -328,6 +331,41 @@ impl Cache {
             return Err(CacheError::AlreadyPresent(pod.key.clone()));
         }
         inner.add_pod_info(pod, &node, true, None);
+        Ok(())
+    }
+
+    /// [`Cache::assume_pod`] for the scheduling loop, which owns `snapshot`:
+    /// the snapshot lets go of the node while the cache adds the pod, so the
+    /// node is changed in place instead of copied (copying a node costs
+    /// O(pods on it), which adds up when thousands of pods land on one node),
+    /// then gets the changed node back.
+    pub fn assume_pod_in(
+        &self,
+        pod: Arc<PodInfo>,
+        snapshot: &mut Snapshot,
+    ) -> Result<(), CacheError> {
+        let node = pod
+            .pod
+            .spec
+            .node_name
+            .clone()
+            .ok_or_else(|| CacheError::NotAssigned(pod.key.clone()))?;
+        let mut inner = self.inner.lock();
+        if inner.pods.contains_key(&pod.key) {
+            return Err(CacheError::AlreadyPresent(pod.key.clone()));
+        }
+        let slot = snapshot.index.get(&node).copied();
+        if let Some(i) = slot {
+            snapshot.nodes[i] = inner.placeholder.clone();
+        }
+        inner.add_pod_info(pod, &node, true, None);
+        if let Some(i) = slot {
+            snapshot.nodes[i] = inner
+                .nodes
+                .get(&node)
+                .cloned()
+                .unwrap_or_else(|| inner.placeholder.clone());
+        }
         Ok(())
     }
 

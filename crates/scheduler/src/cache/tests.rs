@@ -319,3 +319,29 @@ fn image_states_count_nodes_with_the_image() {
     assert_eq!(state.num_nodes, 2);
     assert_eq!(state.size_bytes, 100 << 20);
 }
+
+#[test]
+fn assuming_through_the_snapshot_changes_the_node_in_place() {
+    let cache = Cache::new();
+    cache.add_node(node("n1")).unwrap();
+    let mut snap = Snapshot::default();
+    cache.update_snapshot(&mut snap);
+    for i in 0..3 {
+        let before = Arc::as_ptr(snap.get("n1").unwrap()) as usize;
+        cache
+            .assume_pod_in(assumed(&format!("p{i}"), "n1", "100m"), &mut snap)
+            .unwrap();
+        let after = snap.get("n1").unwrap();
+        assert_eq!(Arc::as_ptr(after) as usize, before, "no copy of the node");
+        assert_eq!(after.pods.len(), i + 1);
+        cache.update_snapshot(&mut snap);
+        assert_eq!(cpu_on(&snap, "n1"), 100 * (i as i64 + 1));
+    }
+    // A reference held elsewhere forces a copy, leaving that view intact.
+    let held = snap.get("n1").unwrap().clone();
+    cache
+        .assume_pod_in(assumed("q", "n1", "1"), &mut snap)
+        .unwrap();
+    assert_eq!(held.pods.len(), 3);
+    assert_eq!(snap.get("n1").unwrap().pods.len(), 4);
+}

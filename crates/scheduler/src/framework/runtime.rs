@@ -150,7 +150,7 @@ impl fmt::Display for FitError {
             }
         }
         if let Some(msg) = &self.diagnosis.post_filter_msg {
-            write!(f, " {msg}.")?;
+            write!(f, " {}.", msg.trim_end_matches('.'))?;
         }
         Ok(())
     }
