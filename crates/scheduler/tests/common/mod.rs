@@ -39,7 +39,6 @@ pub fn node(name: &str) -> Node {
             allocatable,
             ..NodeStatus::default()
         },
-        ..Node::default()
     }
 }
 
