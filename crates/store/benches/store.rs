@@ -280,28 +280,36 @@ fn percentile(hist: &[u64], p: f64) -> Duration {
     Duration::from_nanos(BUCKETS as u64 * BUCKET_NS)
 }
 
+/// What one watcher records, on a cache line of its own.
+#[repr(align(128))]
+struct WatcherStats {
+    seen: AtomicI64,
+    hist: Mutex<Vec<u64>>,
+}
+
 fn watch(c: &mut Criterion) {
     let rt = runtime(2);
     let store = MemoryStore::with_options(MemoryStoreOptions::default());
-    let seen: Arc<Vec<AtomicI64>> = Arc::new((0..WATCHERS).map(|_| AtomicI64::new(0)).collect());
-    let hists: Arc<Vec<Mutex<Vec<u64>>>> = Arc::new(
+    let stats: Arc<Vec<WatcherStats>> = Arc::new(
         (0..WATCHERS)
-            .map(|_| Mutex::new(vec![0; BUCKETS]))
+            .map(|_| WatcherStats {
+                seen: AtomicI64::new(0),
+                hist: Mutex::new(vec![0; BUCKETS]),
+            })
             .collect(),
     );
     rt.block_on(async {
         for w in 0..WATCHERS {
             let mut stream = store.watch("/bench/watch/", 0).await.expect("watch");
-            let seen = seen.clone();
-            let hists = hists.clone();
+            let stats = stats.clone();
             tokio::spawn(async move {
                 while let Some(Ok(ev)) = stream.next().await {
                     if let ketch_core::WatchEvent::Put { kv, .. } = &ev {
                         let ns = latency_ns(&kv.value);
                         let bucket = ((ns / BUCKET_NS) as usize).min(BUCKETS - 1);
-                        hists[w].lock().expect("hist")[bucket] += 1;
+                        stats[w].hist.lock().expect("hist")[bucket] += 1;
                     }
-                    seen[w].store(ev.revision(), Ordering::Release);
+                    stats[w].seen.store(ev.revision(), Ordering::Release);
                 }
             });
         }
@@ -313,7 +321,7 @@ fn watch(c: &mut Criterion) {
     group.bench_function("1000_watchers_10k_writes_per_s", |b| {
         b.to_async(&rt).iter_custom(|iters| {
             let store = store.clone();
-            let seen = seen.clone();
+            let stats = stats.clone();
             // The writer is a task on the runtime, like a server's writers.
             let writer = tokio::spawn(async move {
                 let start = Instant::now();
@@ -331,7 +339,7 @@ fn watch(c: &mut Criterion) {
                     };
                     last = kv.expect("write").mod_revision;
                 }
-                while seen.iter().any(|s| s.load(Ordering::Acquire) < last) {
+                while stats.iter().any(|s| s.seen.load(Ordering::Acquire) < last) {
                     tokio::time::sleep(Duration::from_micros(200)).await;
                 }
                 start.elapsed()
@@ -341,8 +349,8 @@ fn watch(c: &mut Criterion) {
     });
     group.finish();
     let mut total = vec![0u64; BUCKETS];
-    for h in hists.iter() {
-        for (t, n) in total.iter_mut().zip(h.lock().expect("hist").iter()) {
+    for s in stats.iter() {
+        for (t, n) in total.iter_mut().zip(s.hist.lock().expect("hist").iter()) {
             *t += n;
         }
     }

@@ -53,15 +53,39 @@ impl LogEntry {
 
     /// The watch event for this entry; `None` only for a malformed entry
     /// (a delete without a previous value), which the state never creates.
+    ///
+    /// Values up to [`COPY_LIMIT`] bytes are copied rather than shared: with
+    /// many watchers on several threads, one shared reference count would be
+    /// the most contended word in the process.
     pub(crate) fn to_event(&self) -> Option<WatchEvent> {
-        let prev = self.prev.as_ref().and_then(|p| p.to_kv(&self.key));
-        match self.rec.to_kv(&self.key) {
+        let prev = self.prev.as_ref().and_then(|p| p.to_watched_kv(&self.key));
+        match self.rec.to_watched_kv(&self.key) {
             Some(kv) => Some(WatchEvent::Put { kv, prev }),
             None => prev.map(|prev| WatchEvent::Delete {
                 prev,
                 revision: self.rec.mod_revision,
             }),
         }
+    }
+}
+
+/// Watched values up to this size are copied per watcher (see
+/// [`LogEntry::to_event`]).
+const COPY_LIMIT: usize = 1024;
+
+impl Rec {
+    fn to_watched_kv(&self, key: &str) -> Option<KeyValue> {
+        self.value.as_ref().map(|value| KeyValue {
+            key: key.to_owned(),
+            value: if value.len() <= COPY_LIMIT {
+                Bytes::copy_from_slice(value)
+            } else {
+                value.clone()
+            },
+            create_revision: self.create_revision,
+            mod_revision: self.mod_revision,
+            version: self.version,
+        })
     }
 }
 
