@@ -27,7 +27,13 @@ fn runtime() -> tokio::runtime::Runtime {
 
 async fn server() -> ApiServer {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    ApiServer::builder(store).build().await.expect("server")
+    // A busy cluster compacts more often than the 5-minute default so the
+    // store's history does not grow without bound during the run.
+    ApiServer::builder(store)
+        .compaction_interval(Some(Duration::from_secs(10)))
+        .build()
+        .await
+        .expect("server")
 }
 
 fn pod(name: String) -> Pod {

@@ -80,7 +80,11 @@ pub struct ApiServerBuilder {
     kinds: Vec<KindRegistration>,
     max_request_bytes: usize,
     cache: CacheConfig,
+    compaction_interval: Option<Duration>,
 }
+
+/// How often the server compacts the store by default, as Kubernetes does.
+pub const DEFAULT_COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
 
 impl std::fmt::Debug for ApiServerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -233,6 +237,24 @@ impl ApiServerBuilder {
         self
     }
 
+    /// Sets how often the store's history is compacted: each time, history
+    /// older than the previous interval is discarded (default 5 minutes;
+    /// `None` never compacts, for stores compacted elsewhere).
+    ///
+    /// ```no_run
+    /// # async fn demo(store: std::sync::Arc<dyn ketch_core::Store>) -> Result<(), ketch_apiserver::BuildError> {
+    /// use std::time::Duration;
+    /// let server = ketch_apiserver::ApiServer::builder(store)
+    ///     .compaction_interval(Some(Duration::from_secs(60)))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn compaction_interval(mut self, interval: Option<Duration>) -> Self {
+        self.compaction_interval = interval;
+        self
+    }
+
     /// Starts the server: fills one watch cache per kind from the store,
     /// rebuilds admission state (allocated cluster IPs) and creates the
     /// built-in namespaces. Needs a tokio runtime.
@@ -294,6 +316,10 @@ impl ApiServerBuilder {
         }
         authorizers.extend(self.authorizers);
         *server.inner.authorizers.write() = authorizers;
+        if let Some(interval) = self.compaction_interval.filter(|i| !i.is_zero()) {
+            let compactor = tokio::spawn(compact(server.inner.store.clone(), interval));
+            server.inner.tasks.lock().push(compactor);
+        }
         let admin = server.inner.admin();
         for ns in BUILTIN_NAMESPACES {
             let obj = Namespace {
@@ -366,6 +392,7 @@ impl ApiServer {
             kinds: Vec::new(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             cache: CacheConfig::default(),
+            compaction_interval: Some(DEFAULT_COMPACTION_INTERVAL),
         }
     }
 
@@ -474,6 +501,26 @@ impl ApiServer {
             }
         }
         Ok(())
+    }
+}
+
+/// Compacts the store every `interval` up to the revision seen one interval
+/// earlier, so watches and paged lists keep one interval of history.
+async fn compact(store: Arc<dyn Store>, interval: Duration) {
+    let mut previous: Option<Revision> = None;
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Some(rev) = previous.filter(|r| *r > 0)
+            && let Err(e) = store.compact(rev).await
+        {
+            tracing::warn!(revision = rev, error = %e, "store compaction failed");
+        }
+        match store.current_revision().await {
+            Ok(rev) => previous = Some(rev),
+            Err(e) => tracing::warn!(error = %e, "reading the store revision failed"),
+        }
     }
 }
 

@@ -674,3 +674,39 @@ async fn user_defined_dynamic_kinds() {
         .unwrap();
     assert_eq!(by_field.items.len(), 1);
 }
+
+#[tokio::test]
+async fn the_server_compacts_the_store_periodically() {
+    let store: std::sync::Arc<dyn ketch_core::Store> =
+        std::sync::Arc::new(ketch_store::MemoryStore::new());
+    let server = ketch_apiserver::ApiServer::builder(store.clone())
+        .compaction_interval(Some(std::time::Duration::from_millis(50)))
+        .build()
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(server.client(), "default");
+    let first = pods.create(pod("default", "c0")).await.unwrap();
+    let rv = first.metadata.resource_version.clone().unwrap();
+    pods.create(pod("default", "c1")).await.unwrap();
+    let exact = ListParams {
+        resource_version: Some(rv),
+        resource_version_match: Some(ketch_core::ResourceVersionMatch::Exact),
+        ..Default::default()
+    };
+    assert_eq!(pods.list(&exact).await.unwrap().items.len(), 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match pods.list(&exact).await {
+            Err(ApiError::Expired(_)) => break,
+            Ok(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            other => panic!("the old revision should be compacted away, got {other:?}"),
+        }
+    }
+    // The server keeps serving.
+    assert_eq!(
+        pods.list(&ListParams::default()).await.unwrap().items.len(),
+        2
+    );
+}
