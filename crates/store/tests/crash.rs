@@ -37,7 +37,9 @@ fn options(run: usize) -> MemoryStoreOptions {
 #[ignore = "the child process of sigkill_at_random_moments_loses_no_acknowledged_write"]
 fn crash_child() {
     let (Ok(dir), Ok(run)) = (std::env::var(DIR_ENV), std::env::var(RUN_ENV)) else {
-        panic!("run by sigkill_at_random_moments_loses_no_acknowledged_write only");
+        // Run with --include-ignored but not as a child: nothing to do.
+        eprintln!("crash_child only runs as the child of the crash test");
+        return;
     };
     let run: usize = run.parse().expect("run number");
     let rt = tokio::runtime::Builder::new_multi_thread()
