@@ -18,6 +18,7 @@
 //! cargo bench --bench scheduler_perf                        # every workload
 //! cargo bench --bench scheduler_perf -- SchedulingBasic     # names containing it
 //! cargo bench --bench scheduler_perf --features etcd -- --store etcd SchedulingBasic/5000Nodes
+//! RUST_LOG=warn cargo bench --bench scheduler_perf -- SchedulingPodAntiAffinity
 //! ```
 
 #[path = "scheduler_perf/checks.rs"]
@@ -92,6 +93,12 @@ fn parse_options() -> Result<Options, String> {
 }
 
 fn main() -> ExitCode {
+    // `RUST_LOG=warn` shows the components' warnings (expired assumed pods,
+    // failed bindings) next to the figures.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let options = match parse_options() {
         Ok(options) => options,
         Err(e) => {
