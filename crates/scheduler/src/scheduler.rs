@@ -597,7 +597,7 @@ impl Shared {
             self.queue.done(&pod.key);
             return;
         };
-        if pod.pod.metadata.deletion_timestamp.is_some() || self.cache.pod(&pod.key).is_some() {
+        if pod.pod.metadata.deletion_timestamp.is_some() || self.cache.contains_pod(&pod.key) {
             // Being deleted, or already assumed or bound.
             self.queue.done(&pod.key);
             return;

@@ -468,6 +468,11 @@ impl Cache {
         self.inner.lock().pods.get(key).is_some_and(|s| s.assumed)
     }
 
+    /// True if the pod is in the cache (assumed or bound).
+    pub fn contains_pod(&self, key: &str) -> bool {
+        self.inner.lock().pods.contains_key(key)
+    }
+
     /// The pod and the node it is counted on.
     pub fn pod(&self, key: &str) -> Option<(Arc<PodInfo>, String)> {
         self.inner

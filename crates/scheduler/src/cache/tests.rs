@@ -73,8 +73,10 @@ fn assumed_pods_count_at_once_and_are_confirmed_without_a_copy() {
     cache.add_node(node("n1")).unwrap();
     let mut snap = Snapshot::default();
     cache.update_snapshot(&mut snap);
+    assert!(!cache.contains_pod("default/a"));
     cache.assume_pod(assumed("a", "n1", "500m")).unwrap();
     assert!(cache.is_assumed("default/a"));
+    assert!(cache.contains_pod("default/a"));
     assert_eq!(cache.update_snapshot(&mut snap), 1);
     assert_eq!(cpu_on(&snap, "n1"), 500);
     // Assuming twice is refused.
