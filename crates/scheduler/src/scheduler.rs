@@ -92,9 +92,14 @@ pub struct SchedulerBuilder {
     assumed_ttl: Duration,
     factory: Option<SharedInformerFactory>,
     parallelism: Option<usize>,
-    parallel_threshold: usize,
+    parallel_threshold: Option<usize>,
     cleanup_period: Duration,
 }
+
+/// Default parallel threshold on machines with at most two CPUs: one cycle
+/// of a 15,000-node cluster stays on one thread, since the API server and
+/// the binding tasks need the other CPU more than filtering does.
+const SMALL_MACHINE_PARALLEL_THRESHOLD: usize = 16 * 1024;
 
 impl SchedulerBuilder {
     /// The plugin registry profiles are built from.
@@ -185,7 +190,8 @@ impl SchedulerBuilder {
     }
 
     /// Node-plugin evaluations per cycle below which filtering and scoring
-    /// stay on one thread (default [`crate::framework::DEFAULT_PARALLEL_THRESHOLD`]).
+    /// stay on one thread (default [`crate::framework::DEFAULT_PARALLEL_THRESHOLD`],
+    /// or 16384 on machines with at most two CPUs).
     ///
     /// ```no_run
     /// # fn demo(client: std::sync::Arc<dyn ketch_core::Client>) {
@@ -193,7 +199,7 @@ impl SchedulerBuilder {
     /// # }
     /// ```
     pub fn parallel_threshold(mut self, evaluations: usize) -> Self {
-        self.parallel_threshold = evaluations;
+        self.parallel_threshold = Some(evaluations);
         self
     }
 
@@ -218,6 +224,14 @@ impl SchedulerBuilder {
         } else {
             None
         };
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let threshold = self.parallel_threshold.unwrap_or(if cpus <= 2 {
+            SMALL_MACHINE_PARALLEL_THRESHOLD
+        } else {
+            crate::framework::DEFAULT_PARALLEL_THRESHOLD
+        });
         let ctx = PluginContext {
             client: self.client.clone(),
         };
@@ -229,8 +243,7 @@ impl SchedulerBuilder {
                 return Err(SchedulerError::DuplicateProfile(p.scheduler_name.clone()));
             }
             let fwk = Arc::new(
-                Framework::new(p, &self.registry, &ctx)?
-                    .with_parallelism(pool.clone(), self.parallel_threshold),
+                Framework::new(p, &self.registry, &ctx)?.with_parallelism(pool.clone(), threshold),
             );
             if let Some(first) = frameworks.first() {
                 let (a, b) = (first.queue_sort().name(), fwk.queue_sort().name());
@@ -372,7 +385,7 @@ impl Scheduler {
             assumed_ttl: DEFAULT_ASSUMED_POD_TTL,
             factory: None,
             parallelism: None,
-            parallel_threshold: crate::framework::DEFAULT_PARALLEL_THRESHOLD,
+            parallel_threshold: None,
             cleanup_period: Duration::from_secs(1),
         }
     }
