@@ -13,8 +13,9 @@ use crate::objects::{HOSTNAME_LABEL, SPREAD_MAX_SKEW, ZONE_LABEL};
 use crate::tracker::Victim;
 use crate::workloads::{Constraint, MEASURED_NAMESPACE, Workload};
 
-/// Page size of the lists the checks read.
-const PAGE: u32 = 5000;
+/// Page size of the lists the checks read (1000 pods stay well below the
+/// 4 MiB gRPC message limit of etcd responses).
+const PAGE: u32 = 1000;
 
 /// Lists every object of a kind, page by page.
 pub async fn list_all<K>(client: &Arc<dyn Client>) -> Result<Vec<Arc<K>>, ApiError>
