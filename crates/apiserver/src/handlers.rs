@@ -253,16 +253,35 @@ impl Inner {
         {
             return Ok(recent);
         }
-        let kv = self
-            .store
-            .get(key)
-            .await
-            .map_err(|e| store_error(kind, name, e))?
-            .ok_or_else(|| not_found(kind, name))?;
+        let kv = self.get_kv(kind, key, name).await?;
         if want.is_some_and(|w| w != kv.mod_revision) {
             return Err(conflict(kind, name));
         }
         self.decode_kv(kind, &kv)
+    }
+
+    /// The object as the store has it now, bypassing the watch cache.
+    async fn read_store(
+        &self,
+        kind: &RegisteredKind,
+        key: &str,
+        name: &str,
+    ) -> Result<ArcObject, ApiError> {
+        let kv = self.get_kv(kind, key, name).await?;
+        self.decode_kv(kind, &kv)
+    }
+
+    async fn get_kv(
+        &self,
+        kind: &RegisteredKind,
+        key: &str,
+        name: &str,
+    ) -> Result<KeyValue, ApiError> {
+        self.store
+            .get(key)
+            .await
+            .map_err(|e| store_error(kind, name, e))?
+            .ok_or_else(|| not_found(kind, name))
     }
 
     async fn check_namespace(&self, namespace: &str) -> Result<(), ApiError> {
@@ -818,8 +837,13 @@ impl Inner {
             )));
         }
         let key = kind.key(ns, name);
-        for _ in 0..MAX_RETRIES {
-            let base = self.current(&kind, &key, name, None).await?;
+        for attempt in 0..MAX_RETRIES {
+            // After a conflict the cache may still trail the store: re-read the store.
+            let base = if attempt == 0 {
+                self.current(&kind, &key, name, None).await?
+            } else {
+                self.read_store(&kind, &key, name).await?
+            };
             let meta = base.metadata();
             if let Some(uid) = &params.precondition_uid
                 && meta.uid.as_deref() != Some(uid.as_str())
