@@ -468,7 +468,12 @@ impl Scheduler {
                 biased;
                 _ = &mut shutdown => break,
                 popped = shared.queue.pop() => match popped {
-                    Some(p) => shared.schedule_one(p, &mut snapshot),
+                    Some(p) => {
+                        shared.schedule_one(p, &mut snapshot);
+                        // A cycle is synchronous and the next pop is often ready at
+                        // once: yield so informers confirm assumed pods in time.
+                        tokio::task::yield_now().await;
+                    }
                     None => break,
                 },
             }

@@ -61,6 +61,10 @@ use ketch_core::store::{
 use tokio::time::Instant;
 
 pub use config::{ConnectError, DEFAULT_PREFIX, EtcdConfig, EtcdTls};
+
+/// Largest etcd response decoded (the limit Kubernetes' etcd client uses).
+const MAX_RESPONSE_BYTES: usize = i32::MAX as usize;
+
 /// The etcd-client crate `EtcdStore` is built on, for callers that need the
 /// raw client (see [`EtcdStore::client`]).
 pub use etcd_client;
@@ -232,8 +236,14 @@ impl EtcdStore {
         };
         let store = EtcdStore {
             inner: Arc::new(Inner {
-                kv: client.kv_client(),
-                watch: client.watch_client(),
+                // Large lists and watch batches exceed the client's 4 MiB
+                // default; accept what etcd sends, as Kubernetes does.
+                kv: client
+                    .kv_client()
+                    .max_decoding_message_size(MAX_RESPONSE_BYTES),
+                watch: client
+                    .watch_client()
+                    .max_decoding_message_size(MAX_RESPONSE_BYTES),
                 client,
                 prefix,
                 request_timeout: config.request_timeout,
