@@ -1,15 +1,17 @@
 //! The ketch API server: validation, defaulting, admission, authentication,
 //! authorization and watch fan-out over any `Store`.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use ketch_apiserver::ApiServer;
-//! use ketch_core::{Api, ListParams, Store, api::Pod};
-//! # let store: Arc<dyn Store> = unimplemented!();
+//! use ketch_core::{Api, ListParams, api::Pod};
+//! let store = Arc::new(ketch_store::MemoryStore::new());
 //! let server = ApiServer::builder(store).build().await?;
 //! let pods: Api<Pod> = Api::namespaced(server.client(), "default");
 //! let running = pods.list(&ListParams::default().fields("status.phase=Running")).await?;
+//! assert!(running.items.is_empty());
 //! # Ok(()) }
 //! ```
 
