@@ -62,6 +62,8 @@ pub trait PodNominator: Send + Sync {
     /// True if any pod is nominated anywhere (a cheap check before the
     /// per-node lookups).
     fn has_nominated_pods(&self) -> bool;
+    /// Every nomination: a node name with the pods nominated to it.
+    fn nominations(&self) -> Vec<(String, Vec<Arc<PodInfo>>)>;
 }
 
 /// The successful outcome of [`Framework::schedule_pod`].
@@ -733,21 +735,28 @@ impl Framework {
     fn collect_nominated<'s>(
         &self,
         pod: &PodInfo,
-        nodes: impl Iterator<Item = &'s Arc<NodeInfo>>,
+        snapshot: &'s Snapshot,
+        keep: impl Fn(usize) -> bool,
     ) -> Option<HashMap<&'s str, Vec<Arc<PodInfo>>>> {
         let nominator = self.nominator.get()?;
         if !nominator.has_nominated_pods() {
             return None;
         }
+        // Walk the few nominations, not every node of the snapshot.
         let mut map = HashMap::new();
-        for node in nodes {
-            let pods: Vec<Arc<PodInfo>> = nominator
-                .nominated_pods_for_node(node.name())
+        for (node_name, nominated) in nominator.nominations() {
+            let Some(&idx) = snapshot.index.get(node_name.as_str()) else {
+                continue;
+            };
+            if !keep(idx) {
+                continue;
+            }
+            let pods: Vec<Arc<PodInfo>> = nominated
                 .into_iter()
                 .filter(|p| p.key != pod.key && p.priority() >= pod.priority())
                 .collect();
             if !pods.is_empty() {
-                map.insert(node.name(), pods);
+                map.insert(snapshot.nodes()[idx].name(), pods);
             }
         }
         if map.is_empty() { None } else { Some(map) }
@@ -969,7 +978,7 @@ impl Framework {
             && only.as_ref().is_none_or(|v| v.binary_search(&idx).is_ok())
         {
             let node = &snapshot.nodes()[idx];
-            let map = self.collect_nominated(pod, std::iter::once(node));
+            let map = self.collect_nominated(pod, snapshot, |i| i == idx);
             let s = self.filter_node(&filters, state, pod, node, map.as_ref());
             if s.code() == Code::Error {
                 return Err(ScheduleError::Error(s));
@@ -985,8 +994,8 @@ impl Framework {
             self.next_start_node_index.load(Ordering::Relaxed) % n
         };
         let nominated = match &only {
-            Some(v) => self.collect_nominated(pod, v.iter().map(|&i| &snapshot.nodes()[i])),
-            None => self.collect_nominated(pod, snapshot.nodes().iter()),
+            Some(v) => self.collect_nominated(pod, snapshot, |i| v.binary_search(&i).is_ok()),
+            None => self.collect_nominated(pod, snapshot, |_| true),
         };
         let Feasible {
             feasible,

@@ -808,6 +808,15 @@ impl PodNominator for SchedulingQueue {
     fn has_nominated_pods(&self) -> bool {
         !self.inner.lock().nominated.is_empty()
     }
+
+    fn nominations(&self) -> Vec<(String, Vec<Arc<PodInfo>>)> {
+        self.inner
+            .lock()
+            .nominated
+            .iter()
+            .map(|(node, pods)| (node.clone(), pods.clone()))
+            .collect()
+    }
 }
 
 /// True when plugins could decide differently: spec, labels or annotations

@@ -239,6 +239,10 @@ fn nominated_pods_are_tracked_per_node() {
     q.add_nominated_pod(p, "n2");
     assert!(q.nominated_pods_for_node("n1").is_empty());
     assert_eq!(q.nominated_node("default/a").as_deref(), Some("n2"));
+    let all = q.nominations();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].0, "n2");
+    assert_eq!(all[0].1.len(), 1);
     q.delete("default/a");
     assert!(!q.has_nominated_pods());
 }
