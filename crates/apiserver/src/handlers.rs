@@ -447,6 +447,34 @@ impl Inner {
         Ok(Some(current))
     }
 
+    /// Resolves, scopes and authorizes a request on a collection (list or
+    /// watch) and parses its selectors.
+    fn collection_request<'a>(
+        &self,
+        caller: &Caller,
+        verb: &str,
+        plural: &str,
+        namespace: Option<&'a str>,
+        label_selector: Option<&str>,
+        field_selector: Option<&str>,
+    ) -> Result<(Arc<RegisteredKind>, Option<&'a str>, ObjectFilter), ApiError> {
+        let kind = self.kind(plural)?;
+        let ns = if kind.resource.namespaced {
+            namespace.filter(|n| !n.is_empty())
+        } else {
+            None
+        };
+        self.authorize(caller, verb, &kind, "", ns, None)?;
+        let filter = ObjectFilter::new(
+            ns,
+            label_selector.filter(|s| !s.is_empty()),
+            field_selector.filter(|s| !s.is_empty()),
+            &*kind.strategy,
+        )
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok((kind, ns, filter))
+    }
+
     pub(crate) async fn list(
         &self,
         caller: &Caller,
@@ -454,20 +482,14 @@ impl Inner {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<ObjectList, ApiError> {
-        let kind = self.kind(plural)?;
-        let ns = if kind.resource.namespaced {
-            namespace.filter(|n| !n.is_empty())
-        } else {
-            None
-        };
-        self.authorize(caller, "list", &kind, "", ns, None)?;
-        let filter = ObjectFilter::new(
-            ns,
-            params.label_selector.as_deref().filter(|s| !s.is_empty()),
-            params.field_selector.as_deref().filter(|s| !s.is_empty()),
-            &*kind.strategy,
-        )
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let (kind, ns, filter) = self.collection_request(
+            caller,
+            "list",
+            plural,
+            namespace,
+            params.label_selector.as_deref(),
+            params.field_selector.as_deref(),
+        )?;
         let prefix = kind.list_prefix(ns);
         let rv = params.resource_version.as_deref().filter(|s| !s.is_empty());
         let paged = params.limit.is_some_and(|l| l > 0) || params.continue_token.is_some();
@@ -933,20 +955,14 @@ impl Inner {
         namespace: Option<&str>,
         params: &WatchParams,
     ) -> Result<ObjectEventStream, ApiError> {
-        let kind = self.kind(plural)?;
-        let ns = if kind.resource.namespaced {
-            namespace.filter(|n| !n.is_empty())
-        } else {
-            None
-        };
-        self.authorize(caller, "watch", &kind, "", ns, None)?;
-        let filter = ObjectFilter::new(
-            ns,
-            params.label_selector.as_deref().filter(|s| !s.is_empty()),
-            params.field_selector.as_deref().filter(|s| !s.is_empty()),
-            &*kind.strategy,
-        )
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let (kind, _, filter) = self.collection_request(
+            caller,
+            "watch",
+            plural,
+            namespace,
+            params.label_selector.as_deref(),
+            params.field_selector.as_deref(),
+        )?;
         let from = match params.resource_version.as_deref() {
             None | Some("") | Some("0") => None,
             Some(rv) => Some(parse_rv(rv)?),
