@@ -20,8 +20,8 @@ use tonic_prost::ProstCodec;
 
 use super::GrpcError;
 use super::convert::{
-    decode_event, decode_object, delete_request, encode_object, error_from_status, exact_error,
-    list_request, required, watch_request,
+    decode_event, decode_object, delete_request, encode_object, error_from_status, list_request,
+    required, watch_request,
 };
 use super::proto::{self, path};
 
@@ -358,15 +358,7 @@ impl RemoteClient {
 /// True when a failed watch is worth reopening: the server said it is
 /// unavailable, or the transport broke (no ketch error in the status).
 fn resumable(status: &Status) -> bool {
-    use tonic::Code;
-    match exact_error(status) {
-        Some(ApiError::Unavailable(_)) => true,
-        Some(_) => false,
-        None => matches!(
-            status.code(),
-            Code::Unavailable | Code::Cancelled | Code::Unknown | Code::Internal
-        ),
-    }
+    matches!(error_from_status(status), ApiError::Unavailable(_))
 }
 
 struct WatchState {

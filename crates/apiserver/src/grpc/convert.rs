@@ -264,8 +264,12 @@ pub fn error_from_status(status: &Status) -> ApiError {
         // reports oversized messages with either code.
         Code::OutOfRange | Code::ResourceExhausted => ApiError::TooLarge(msg),
         Code::DeadlineExceeded => ApiError::Timeout(msg),
-        Code::Unavailable | Code::Cancelled | Code::Unknown => ApiError::Unavailable(msg),
-        Code::Ok | Code::Internal | Code::Unimplemented | Code::DataLoss => {
+        // A ketch server always sends details, so a bare Internal is the
+        // transport failing (e.g. an HTTP/2 protocol error against a TLS port).
+        Code::Unavailable | Code::Cancelled | Code::Unknown | Code::Internal => {
+            ApiError::Unavailable(msg)
+        }
+        Code::Ok | Code::Unimplemented | Code::DataLoss => {
             ApiError::Internal(format!("{:?}: {msg}", status.code()))
         }
     }
@@ -344,6 +348,8 @@ mod tests {
             (Code::ResourceExhausted, ApiError::TooLarge("m".into())),
             (Code::Unauthenticated, ApiError::Unauthorized("m".into())),
             (Code::OutOfRange, ApiError::TooLarge("m".into())),
+            // A plaintext client against a TLS port gets a bare h2 protocol error.
+            (Code::Internal, ApiError::Unavailable("m".into())),
         ];
         for (code, want) in cases {
             assert_eq!(error_from_status(&Status::new(code, "m")), want);
