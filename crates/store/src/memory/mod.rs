@@ -2,6 +2,7 @@
 //! directory.
 
 mod disk;
+mod events;
 mod state;
 mod watch;
 
@@ -105,7 +106,8 @@ impl MemoryStoreOptions {
         self
     }
 
-    /// Most events a watcher takes from the shared log at once. Default: 256.
+    /// Most events a watcher delivers in a row before it yields to other
+    /// tasks (it reads the shared log without copying it). Default: 256.
     ///
     /// ```
     /// let options = ketch_store::MemoryStoreOptions::default().watch_batch(64);
@@ -149,6 +151,8 @@ struct WalShared {
 pub(crate) struct Shared {
     pub(crate) inner: Mutex<Inner>,
     wal: Option<WalShared>,
+    /// The state's watch hub (it never changes).
+    hub: Arc<watch::WatchHub>,
 }
 
 #[derive(Debug)]
@@ -161,17 +165,11 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        let wakers = {
-            let mut inner = self.shared.inner.lock();
-            inner.closed = true;
-            inner.state.take_wakers()
-        };
+        self.shared.inner.lock().closed = true;
         if let Some(wal) = &self.shared.wal {
             wal.cond.notify_all();
         }
-        for w in wakers {
-            w.wake();
-        }
+        self.shared.hub.close();
         if let Some(thread) = self.wal_thread.lock().take() {
             let _ = thread.join();
         }
@@ -238,6 +236,7 @@ impl MemoryStore {
 
     fn from_state(state: State, options: MemoryStoreOptions) -> Self {
         let shared = Arc::new(Shared {
+            hub: state.hub.clone(),
             inner: Mutex::new(Inner {
                 state,
                 wal_buf: Vec::new(),
@@ -299,6 +298,7 @@ impl MemoryStore {
             failed: None,
         });
         let shared = Arc::new(Shared {
+            hub: recovered.state.hub.clone(),
             inner: Mutex::new(Inner {
                 state: recovered.state,
                 wal_buf: Vec::with_capacity(1 << 16),
@@ -435,11 +435,9 @@ impl MemoryStore {
     fn commit(&self, mut inner: parking_lot::MutexGuard<'_, Inner>, revision: Revision) -> bool {
         match &self.shared().wal {
             None => {
-                let wakers = inner.state.commit(revision);
+                inner.state.commit(revision);
                 drop(inner);
-                for w in wakers {
-                    w.wake();
-                }
+                self.shared().hub.wake_all();
                 false
             }
             Some(wal) => {
@@ -626,11 +624,11 @@ impl Store for MemoryStore {
             from_revision
         };
         inner.state.check_watch_start(from)?;
-        let hints = inner.state.hints.clone();
+        let block = inner.state.log_block(from);
         drop(inner);
         Ok(Box::pin(watch::Watcher::new(
-            self.handle.shared.clone(),
-            hints,
+            self.shared().hub.clone(),
+            block,
             prefix,
             from,
             self.handle.options.watch_batch,
@@ -708,10 +706,8 @@ impl WalLog {
                 wal.progress.send_modify(|p| p.failed = Some(message));
                 return;
             }
-            let wakers = self.shared.inner.lock().state.commit(upto);
-            for w in wakers {
-                w.wake();
-            }
+            self.shared.inner.lock().state.commit(upto);
+            self.shared.hub.wake_all();
             wal.progress.send_if_modified(|p| {
                 let changed = p.durable < upto;
                 p.durable = p.durable.max(upto);
@@ -871,6 +867,56 @@ mod tests {
             Some(Err(StoreError::Unavailable(_)))
         ));
         assert!(w.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn watchers_cross_log_blocks_without_gaps_or_duplicates() {
+        let store = MemoryStore::new();
+        let mut all = store.watch("/", 1).await.unwrap();
+        let mut odd = store.watch("/odd/", 0).await.unwrap();
+        let writes = 3 * events::BLOCK_LEN + 7;
+        for i in 0..writes {
+            let parity = if i % 2 == 1 { "odd" } else { "even" };
+            store
+                .create(&format!("/{parity}/{i}"), b("v"))
+                .await
+                .unwrap();
+        }
+        for revision in 1..=writes as Revision {
+            assert_eq!(all.next().await.unwrap().unwrap().revision(), revision);
+        }
+        for revision in (2..=writes as Revision).step_by(2) {
+            let event = odd.next().await.unwrap().unwrap();
+            assert_eq!(event.revision(), revision);
+            assert!(event.key().starts_with("/odd/"));
+        }
+    }
+
+    #[tokio::test]
+    async fn watch_from_a_future_revision_waits_for_it() {
+        let store = MemoryStore::new();
+        let mut w = store
+            .watch("/", 2 * events::BLOCK_LEN as Revision)
+            .await
+            .unwrap();
+        for i in 0..2 * events::BLOCK_LEN {
+            store.create(&format!("/k/{i}"), b("v")).await.unwrap();
+        }
+        let event = w.next().await.unwrap().unwrap();
+        assert_eq!(event.revision(), 2 * events::BLOCK_LEN as Revision);
+    }
+
+    #[tokio::test]
+    async fn waiting_watcher_is_woken_by_a_write_from_another_task() {
+        let store = MemoryStore::new();
+        let mut w = store.watch("/", 0).await.unwrap();
+        let writer = store.clone();
+        let task = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            writer.create("/a", b("1")).await.unwrap();
+        });
+        assert_eq!(w.next().await.unwrap().unwrap().revision(), 1);
+        task.await.unwrap();
     }
 
     #[tokio::test]

@@ -2,14 +2,15 @@
 //! vectors, the revision-ordered event log that watchers read, compaction and
 //! paged lists at a revision.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::task::Waker;
 
 use bytes::Bytes;
 use ketch_core::{KeyValue, ListOptions, ListPage, Revision, StoreError, WatchEvent};
+
+use super::events::{Block, EventLog};
+use super::watch::WatchHub;
 
 /// One version of a key. `value == None` is a deletion (tombstone).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,39 +54,16 @@ impl LogEntry {
 
     /// The watch event for this entry; `None` only for a malformed entry
     /// (a delete without a previous value), which the state never creates.
-    ///
-    /// Values up to [`COPY_LIMIT`] bytes are copied rather than shared: with
-    /// many watchers on several threads, one shared reference count would be
-    /// the most contended word in the process.
+    /// The values are shared with the log, not copied.
     pub(crate) fn to_event(&self) -> Option<WatchEvent> {
-        let prev = self.prev.as_ref().and_then(|p| p.to_watched_kv(&self.key));
-        match self.rec.to_watched_kv(&self.key) {
+        let prev = self.prev.as_ref().and_then(|p| p.to_kv(&self.key));
+        match self.rec.to_kv(&self.key) {
             Some(kv) => Some(WatchEvent::Put { kv, prev }),
             None => prev.map(|prev| WatchEvent::Delete {
                 prev,
                 revision: self.rec.mod_revision,
             }),
         }
-    }
-}
-
-/// Watched values up to this size are copied per watcher (see
-/// [`LogEntry::to_event`]).
-const COPY_LIMIT: usize = 1024;
-
-impl Rec {
-    fn to_watched_kv(&self, key: &str) -> Option<KeyValue> {
-        self.value.as_ref().map(|value| KeyValue {
-            key: key.to_owned(),
-            value: if value.len() <= COPY_LIMIT {
-                Bytes::copy_from_slice(value)
-            } else {
-                value.clone()
-            },
-            create_revision: self.create_revision,
-            mod_revision: self.mod_revision,
-            version: self.version,
-        })
     }
 }
 
@@ -122,14 +100,6 @@ struct KeyHistory {
     recs: Vec<Rec>,
 }
 
-/// Copies of `committed` and `wake_epoch` that watchers read without the
-/// lock to tell, cheaply, that nothing new happened since they registered.
-#[derive(Debug, Default)]
-pub(crate) struct WatchHints {
-    pub(crate) committed: AtomicI64,
-    pub(crate) wake_epoch: AtomicU64,
-}
-
 /// The whole MVCC state, guarded by one mutex in the store.
 #[derive(Debug)]
 pub(crate) struct State {
@@ -142,17 +112,14 @@ pub(crate) struct State {
     pub(crate) committed: Revision,
     /// Reads at revisions below this fail `Compacted`.
     pub(crate) compact_revision: Revision,
-    /// Events of revisions `log_start..=revision`, in order.
-    log: VecDeque<LogEntry>,
-    /// The revision of `log[0]`; watches from below it fail `Compacted`.
-    pub(crate) log_start: Revision,
-    /// Watchers waiting for a commit.
-    wakers: Vec<Waker>,
-    /// Bumped whenever `wakers` is drained.
-    pub(crate) wake_epoch: u64,
+    /// Events of revisions `log.start()..=revision`, in order; watches
+    /// from below its start fail `Compacted`.
+    log: EventLog,
     /// Keep at most this many revisions of history (auto-compaction).
     history_limit: Option<u64>,
-    pub(crate) hints: Arc<WatchHints>,
+    /// What watchers read without the lock: the committed revision, the log
+    /// start, and the wakers of caught-up watchers.
+    pub(crate) hub: Arc<WatchHub>,
 }
 
 /// Separates the revision from the hex-encoded key in a continue token.
@@ -165,12 +132,9 @@ impl State {
             revision: 0,
             committed: 0,
             compact_revision: 0,
-            log: VecDeque::new(),
-            log_start: 1,
-            wakers: Vec::new(),
-            wake_epoch: 0,
+            log: EventLog::new(1),
             history_limit: history_limit.filter(|l| *l > 0),
-            hints: Arc::default(),
+            hub: Arc::new(WatchHub::new(1)),
         }
     }
 
@@ -194,9 +158,10 @@ impl State {
         }
         state.revision = revision;
         state.committed = revision;
-        state.hints.committed.store(revision, Ordering::SeqCst);
         state.compact_revision = revision;
-        state.log_start = revision + 1;
+        state.log = EventLog::new(revision + 1);
+        state.hub = Arc::new(WatchHub::new(revision + 1));
+        state.hub.publish_committed(revision);
         state
     }
 
@@ -311,7 +276,7 @@ impl State {
         };
         let key_arc = history.key.clone();
         history.recs.push(rec.clone());
-        self.log.push_back(LogEntry {
+        self.append_log(LogEntry {
             key: key_arc,
             rec,
             prev,
@@ -335,12 +300,23 @@ impl State {
         };
         history.recs.push(tomb.clone());
         let key_arc = history.key.clone();
-        self.log.push_back(LogEntry {
+        self.append_log(LogEntry {
             key: key_arc,
             rec: tomb,
             prev: Some(prev),
         });
         Some((kv, revision))
+    }
+
+    /// Appends the entry of the revision just applied to the event log.
+    fn append_log(&mut self, entry: LogEntry) {
+        if let Err(revision) = self.log.push(entry) {
+            // Unreachable: revisions are applied one by one under the lock.
+            tracing::error!(
+                revision,
+                "event log out of order; watchers will not see this write"
+            );
+        }
     }
 
     /// Replays one write-ahead-log record. The revision must be the next one.
@@ -368,34 +344,25 @@ impl State {
             }
         }
         self.committed = self.revision;
-        self.hints.committed.store(self.committed, Ordering::SeqCst);
+        self.hub.publish_committed(self.committed);
         self.auto_compact();
         Ok(())
     }
 
-    /// Makes revisions up to `revision` visible; returns the watchers to wake.
-    pub(crate) fn commit(&mut self, revision: Revision) -> Vec<Waker> {
+    /// Makes revisions up to `revision` visible to readers and watchers;
+    /// the caller wakes the watchers ([`WatchHub::wake_all`]) after
+    /// releasing the lock.
+    pub(crate) fn commit(&mut self, revision: Revision) {
         if revision > self.committed {
             self.committed = revision.min(self.revision);
-            self.hints.committed.store(self.committed, Ordering::SeqCst);
+            self.hub.publish_committed(self.committed);
         }
         self.auto_compact();
-        self.take_wakers()
     }
 
-    pub(crate) fn take_wakers(&mut self) -> Vec<Waker> {
-        if self.wakers.is_empty() {
-            return Vec::new();
-        }
-        self.wake_epoch += 1;
-        self.hints
-            .wake_epoch
-            .store(self.wake_epoch, Ordering::SeqCst);
-        std::mem::take(&mut self.wakers)
-    }
-
-    pub(crate) fn register_waker(&mut self, waker: Waker) {
-        self.wakers.push(waker);
+    /// The event-log block holding `revision`, where a watcher from it starts.
+    pub(crate) fn log_block(&self, revision: Revision) -> Arc<Block> {
+        self.log.block_for(revision)
     }
 
     fn auto_compact(&mut self) {
@@ -428,14 +395,10 @@ impl State {
     }
 
     fn compact_to(&mut self, revision: Revision) {
-        while let Some(front) = self.log.front() {
-            if front.revision() >= revision {
-                break;
-            }
-            let Some(entry) = self.log.pop_front() else {
+        for compacted in self.log.start()..revision {
+            let Some(entry) = self.log.get(compacted) else {
                 break;
             };
-            self.log_start = entry.revision() + 1;
             let remove = match self.keys.get_mut(&*entry.key) {
                 Some(KeyHistory { recs: history, .. }) => {
                     let i = history.partition_point(|r| r.mod_revision <= revision);
@@ -455,7 +418,8 @@ impl State {
                 self.keys.remove(&*entry.key);
             }
         }
-        self.log_start = self.log_start.max(revision);
+        self.log.truncate_front(revision);
+        self.hub.publish_log_start(self.log.start());
         self.compact_revision = revision;
     }
 
@@ -469,46 +433,8 @@ impl State {
 
     /// Checks that a watch may start at `from` (already resolved from 0).
     pub(crate) fn check_watch_start(&self, from: Revision) -> Result<(), StoreError> {
-        if from < self.log_start {
-            return Err(self.compacted(from, self.log_start));
-        }
-        Ok(())
-    }
-
-    /// Appends up to `max_events` committed events under `prefix` starting
-    /// at `*next` to `out`, scanning at most `max_scan` log entries; advances
-    /// `*next`. Fails `WatchLagged` when `*next` was compacted away.
-    pub(crate) fn read_log(
-        &self,
-        prefix: &str,
-        next: &mut Revision,
-        out: &mut VecDeque<WatchEvent>,
-        max_events: usize,
-        max_scan: usize,
-    ) -> Result<(), StoreError> {
-        if *next < self.log_start {
-            return Err(StoreError::WatchLagged {
-                resume_revision: *next,
-            });
-        }
-        let start = (*next - self.log_start) as usize;
-        let end = (self.committed - self.log_start + 1).max(0) as usize;
-        let end = end.min(self.log.len()).min(start.saturating_add(max_scan));
-        if start >= end {
-            return Ok(());
-        }
-        let mut taken = 0;
-        for entry in self.log.range(start..end) {
-            *next = entry.revision() + 1;
-            if entry.key.starts_with(prefix) {
-                if let Some(event) = entry.to_event() {
-                    out.push_back(event);
-                }
-                taken += 1;
-                if taken >= max_events {
-                    break;
-                }
-            }
+        if from < self.log.start() {
+            return Err(self.compacted(from, self.log.start()));
         }
         Ok(())
     }
@@ -669,7 +595,7 @@ mod tests {
         s.compact(4).unwrap();
         assert_eq!(s.keys.get("/a").map(|h| h.recs.len()), Some(1));
         assert!(!s.keys.contains_key("/b"));
-        assert_eq!(s.log_start, 4);
+        assert_eq!(s.log.start(), 4);
         let page = s
             .list(
                 "/",

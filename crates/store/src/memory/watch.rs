@@ -1,73 +1,210 @@
 //! Watch fan-out of [`MemoryStore`](super::MemoryStore): every watcher is a
-//! cursor into the store's shared, revision-ordered event log. Writers only
-//! append to the log and wake the watchers that are waiting, so a slow
-//! watcher never blocks a writer and costs no memory of its own beyond one
-//! batch. A watcher whose cursor falls behind the retained log (history is
-//! compacted, explicitly or by the history limit) ends with
-//! [`StoreError::WatchLagged`] and can resume from the revision it names.
+//! cursor into the store's shared, revision-ordered event log
+//! ([`EventLog`](super::events::EventLog)), which it reads without the
+//! store's lock. Writers only append to the log, publish the committed
+//! revision and wake the watchers that are waiting, so a slow watcher never
+//! blocks a writer and costs no memory of its own beyond one log block. A
+//! watcher woken once takes everything committed meanwhile, so a burst of
+//! writes costs each watcher one wakeup. A watcher whose cursor falls behind
+//! the retained log (history is compacted, explicitly or by the history
+//! limit) ends with [`StoreError::WatchLagged`] and can resume from the
+//! revision it names.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use futures::Stream;
 use ketch_core::{Revision, StoreError, WatchEvent};
+use parking_lot::Mutex;
 
-use super::Shared;
-use super::state::WatchHints;
+use super::events::Block;
 
-/// Most log entries a watcher scans under the lock per poll.
+/// Most log entries of other prefixes a watcher skips per poll before it
+/// yields to other tasks.
 const MAX_SCAN: usize = 4096;
 
+/// What watchers read without the store's lock, and the wakers of the
+/// watchers that have caught up.
+#[derive(Debug)]
+pub(crate) struct WatchHub {
+    /// The last committed revision.
+    committed: AtomicI64,
+    /// The oldest retained revision of the event log.
+    log_start: AtomicI64,
+    /// Bumped whenever the wakers are taken; a watcher registered in the
+    /// current epoch is still registered.
+    epoch: AtomicU64,
+    closed: AtomicBool,
+    wakers: Mutex<Wakers>,
+}
+
+#[derive(Debug, Default)]
+struct Wakers {
+    waiting: Vec<Waker>,
+    /// The previous list, kept for its capacity.
+    spare: Vec<Waker>,
+}
+
+impl WatchHub {
+    pub(crate) fn new(log_start: Revision) -> Self {
+        WatchHub {
+            committed: AtomicI64::new(0),
+            log_start: AtomicI64::new(log_start),
+            epoch: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            wakers: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn publish_committed(&self, revision: Revision) {
+        self.committed.store(revision, Ordering::SeqCst);
+    }
+
+    pub(crate) fn publish_log_start(&self, revision: Revision) {
+        self.log_start.store(revision, Ordering::SeqCst);
+    }
+
+    /// Ends every watcher once it has delivered what was committed.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    /// Wakes every waiting watcher (after a commit, outside the store's lock).
+    pub(crate) fn wake_all(&self) {
+        let mut wakers = {
+            let mut guard = self.wakers.lock();
+            if guard.waiting.is_empty() {
+                return;
+            }
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+            let Wakers { waiting, spare } = &mut *guard;
+            std::mem::swap(waiting, spare);
+            std::mem::take(spare)
+        };
+        for waker in wakers.drain(..) {
+            waker.wake();
+        }
+        let mut guard = self.wakers.lock();
+        if guard.spare.capacity() < wakers.capacity() {
+            guard.spare = wakers;
+        }
+    }
+
+    /// Registers `waker` unless `registered` says it already is in the
+    /// current epoch; returns the registration.
+    fn register(&self, registered: &mut Option<(u64, Waker)>, waker: &Waker) {
+        let current = |registered: &Option<(u64, Waker)>, epoch: u64| matches!(registered, Some((e, w)) if *e == epoch && w.will_wake(waker));
+        if current(registered, self.epoch.load(Ordering::SeqCst)) {
+            return;
+        }
+        let mut guard = self.wakers.lock();
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        if current(registered, epoch) {
+            return;
+        }
+        guard.waiting.push(waker.clone());
+        *registered = Some((epoch, waker.clone()));
+    }
+}
+
+/// One step of a watcher along the log.
+enum Step {
+    /// The next event under the prefix.
+    Event(WatchEvent),
+    /// An entry of another prefix.
+    Skipped,
+    /// Nothing committed after the cursor.
+    CaughtUp,
+    /// The watch cannot go on.
+    End(StoreError),
+}
+
 pub(crate) struct Watcher {
-    pub(crate) shared: Arc<Shared>,
-    hints: Arc<WatchHints>,
-    pub(crate) prefix: String,
+    hub: Arc<WatchHub>,
+    /// The log block holding (or preceding) `next`.
+    block: Arc<Block>,
+    prefix: String,
     /// The next revision to deliver.
-    pub(crate) next: Revision,
-    pub(crate) batch: usize,
-    pub(crate) buf: VecDeque<WatchEvent>,
-    pub(crate) done: bool,
-    /// The error that ends the stream once the buffered events are out.
-    end: Option<StoreError>,
-    /// The waker registered with the store and the epoch it was registered in.
-    pub(crate) registered: Option<(u64, Waker)>,
+    next: Revision,
+    /// Most events delivered in a row before yielding to other tasks.
+    budget: usize,
+    /// Events delivered since the watcher last returned `Pending`.
+    delivered: usize,
+    done: bool,
+    /// The waker registered with the hub and the epoch it was registered in.
+    registered: Option<(u64, Waker)>,
 }
 
 impl Watcher {
     pub(crate) fn new(
-        shared: Arc<Shared>,
-        hints: Arc<WatchHints>,
+        hub: Arc<WatchHub>,
+        block: Arc<Block>,
         prefix: &str,
         next: Revision,
-        batch: usize,
+        budget: usize,
     ) -> Self {
         Watcher {
-            shared,
-            hints,
+            hub,
+            block,
             prefix: prefix.to_owned(),
             next,
-            batch: batch.max(1),
-            buf: VecDeque::new(),
+            budget: budget.max(1),
+            delivered: 0,
             done: false,
-            end: None,
             registered: None,
         }
     }
 
-    /// True when this watcher's waker is still registered (no commit since)
-    /// and nothing new is committed: then there is no need to take the lock.
-    fn idle(&self, waker: &Waker) -> bool {
-        match &self.registered {
-            Some((epoch, w)) => {
-                self.hints.wake_epoch.load(Ordering::SeqCst) == *epoch
-                    && self.hints.committed.load(Ordering::SeqCst) < self.next
-                    && w.will_wake(waker)
-            }
-            None => false,
+    fn step(&mut self) -> Step {
+        if self.next < self.hub.log_start.load(Ordering::SeqCst) {
+            return self.lagged();
         }
+        if self.next > self.hub.committed.load(Ordering::SeqCst) {
+            return Step::CaughtUp;
+        }
+        while !self.block.holds(self.next) {
+            match self.block.next() {
+                Some(block) => self.block = block,
+                None => return self.lagged(),
+            }
+        }
+        let Some(entry) = self.block.get(self.next) else {
+            return Step::End(StoreError::Unavailable(format!(
+                "revision {} is committed but missing from the event log",
+                self.next
+            )));
+        };
+        self.next += 1;
+        if !entry.key.starts_with(self.prefix.as_str()) {
+            return Step::Skipped;
+        }
+        match entry.to_event() {
+            Some(event) => Step::Event(event),
+            None => Step::Skipped,
+        }
+    }
+
+    fn lagged(&self) -> Step {
+        Step::End(StoreError::WatchLagged {
+            resume_revision: self.next,
+        })
+    }
+
+    /// Called when caught up: registers for the next commit. Returns true
+    /// when a commit (or the close) arrived meanwhile, so the caller looks
+    /// again.
+    fn wait(&mut self, waker: &Waker) -> bool {
+        self.hub.register(&mut self.registered, waker);
+        self.next <= self.hub.committed.load(Ordering::SeqCst)
+            || self.hub.closed.load(Ordering::SeqCst)
+    }
+
+    fn end(&mut self, error: StoreError) -> Poll<Option<Result<WatchEvent, StoreError>>> {
+        self.done = true;
+        Poll::Ready(Some(Err(error)))
     }
 }
 
@@ -76,61 +213,41 @@ impl Stream for Watcher {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if let Some(event) = this.buf.pop_front() {
-            return Poll::Ready(Some(Ok(event)));
-        }
-        if let Some(e) = this.end.take() {
-            this.done = true;
-            return Poll::Ready(Some(Err(e)));
-        }
         if this.done {
             return Poll::Ready(None);
         }
-        if this.idle(cx.waker()) {
+        if this.delivered >= this.budget {
+            // Let other tasks run between long runs of events.
+            this.delivered = 0;
+            cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        let mut inner = this.shared.inner.lock();
-        let read = inner.state.read_log(
-            &this.prefix,
-            &mut this.next,
-            &mut this.buf,
-            this.batch,
-            MAX_SCAN,
-        );
-        if let Err(e) = read {
-            this.done = true;
-            return Poll::Ready(Some(Err(e)));
-        }
-        let caught_up = this.next > inner.state.committed;
-        if caught_up {
-            if inner.closed {
-                this.end = Some(StoreError::Unavailable("the store was closed".into()));
-            } else {
-                // Register now, so that the next poll after this batch can
-                // tell it is idle without the lock.
-                let epoch = inner.state.wake_epoch;
-                let registered = matches!(
-                    &this.registered,
-                    Some((e, w)) if *e == epoch && w.will_wake(cx.waker())
-                );
-                if !registered {
-                    inner.state.register_waker(cx.waker().clone());
-                    this.registered = Some((epoch, cx.waker().clone()));
+        let mut skipped = 0;
+        loop {
+            match this.step() {
+                Step::Event(event) => {
+                    this.delivered += 1;
+                    return Poll::Ready(Some(Ok(event)));
+                }
+                Step::Skipped => {
+                    skipped += 1;
+                    if skipped >= MAX_SCAN {
+                        this.delivered = 0;
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                }
+                Step::End(error) => return this.end(error),
+                Step::CaughtUp => {
+                    if this.hub.closed.load(Ordering::SeqCst) {
+                        return this.end(StoreError::Unavailable("the store was closed".into()));
+                    }
+                    if !this.wait(cx.waker()) {
+                        this.delivered = 0;
+                        return Poll::Pending;
+                    }
                 }
             }
         }
-        drop(inner);
-        if let Some(event) = this.buf.pop_front() {
-            return Poll::Ready(Some(Ok(event)));
-        }
-        if let Some(e) = this.end.take() {
-            this.done = true;
-            return Poll::Ready(Some(Err(e)));
-        }
-        if !caught_up {
-            // Scanned a long run of other prefixes' events: yield.
-            cx.waker().wake_by_ref();
-        }
-        Poll::Pending
     }
 }
