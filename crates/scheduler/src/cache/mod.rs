@@ -365,6 +365,7 @@ impl Cache {
                 .get(&node)
                 .cloned()
                 .unwrap_or_else(|| inner.placeholder.clone());
+            snapshot.generations[i] = snapshot.nodes[i].generation;
         }
         Ok(())
     }
@@ -550,6 +551,7 @@ impl Cache {
 
 fn rebuild(inner: &Inner, snapshot: &mut Snapshot) -> usize {
     snapshot.nodes.clear();
+    snapshot.generations.clear();
     snapshot.index.clear();
     snapshot.with_affinity.clear();
     snapshot.with_required_anti_affinity.clear();
@@ -603,11 +605,13 @@ fn upsert(snapshot: &mut Snapshot, info: &Arc<NodeInfo>) {
     let idx = match snapshot.index.get(info.name()) {
         Some(&i) => {
             snapshot.nodes[i] = info.clone();
+            snapshot.generations[i] = info.generation;
             i
         }
         None => {
             let i = snapshot.nodes.len();
             snapshot.nodes.push(info.clone());
+            snapshot.generations.push(info.generation);
             snapshot.index.insert(info.name().to_string(), i);
             snapshot.affinity_slot.push(NO_SLOT);
             snapshot.anti_affinity_slot.push(NO_SLOT);
@@ -652,6 +656,7 @@ fn remove(snapshot: &mut Snapshot, name: &str) {
     );
     snapshot.index.remove(name);
     snapshot.nodes.swap_remove(idx);
+    snapshot.generations.swap_remove(idx);
     snapshot.affinity_slot.swap_remove(idx);
     snapshot.anti_affinity_slot.swap_remove(idx);
     if let Some(moved) = snapshot.nodes.get(idx) {

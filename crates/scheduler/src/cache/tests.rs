@@ -347,3 +347,36 @@ fn assuming_through_the_snapshot_changes_the_node_in_place() {
     assert_eq!(held.pods.len(), 3);
     assert_eq!(snap.get("n1").unwrap().pods.len(), 4);
 }
+
+/// Every node's generation sits beside it in the snapshot, through adds,
+/// removals (which move the last node), assumes and rebuilds.
+#[test]
+fn node_generations_follow_every_snapshot_change() {
+    fn consistent(snap: &Snapshot) {
+        let want: Vec<u64> = snap.nodes().iter().map(|n| n.generation).collect();
+        assert_eq!(snap.node_generations(), want.as_slice());
+    }
+    let cache = Cache::new();
+    for i in 0..6 {
+        cache.add_node(node(&format!("n{i}"))).unwrap();
+    }
+    let mut snap = Snapshot::default();
+    cache.update_snapshot(&mut snap);
+    consistent(&snap);
+    cache.add_pod(Arc::new(pod("a", Some("n2"), "1"))).unwrap();
+    cache.remove_node("n0");
+    cache.update_snapshot(&mut snap);
+    consistent(&snap);
+    cache
+        .assume_pod_in(assumed("b", "n3", "100m"), &mut snap)
+        .unwrap();
+    consistent(&snap);
+    cache.update_snapshot(&mut snap);
+    consistent(&snap);
+    let mut fresh = Snapshot::default();
+    cache.update_snapshot(&mut fresh);
+    consistent(&fresh);
+    consistent(&Snapshot::from_nodes(vec![
+        NodeInfo::new(node("x")).unwrap(),
+    ]));
+}

@@ -389,6 +389,9 @@ impl NodeInfo {
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     pub(crate) nodes: Vec<Arc<NodeInfo>>,
+    /// Per node index: the node's generation (kept beside `nodes` so
+    /// plugins can find changed nodes without touching every `NodeInfo`).
+    pub(crate) generations: Vec<u64>,
     pub(crate) index: HashMap<String, usize>,
     pub(crate) with_affinity: Vec<Arc<NodeInfo>>,
     pub(crate) with_required_anti_affinity: Vec<Arc<NodeInfo>>,
@@ -405,6 +408,7 @@ impl Snapshot {
     /// A snapshot of the given nodes (for tests and simulations).
     pub fn from_nodes(nodes: Vec<NodeInfo>) -> Self {
         let nodes: Vec<Arc<NodeInfo>> = nodes.into_iter().map(Arc::new).collect();
+        let generations = nodes.iter().map(|n| n.generation).collect();
         let index = nodes
             .iter()
             .enumerate()
@@ -422,6 +426,7 @@ impl Snapshot {
             .collect();
         Self {
             nodes,
+            generations,
             index,
             with_affinity,
             with_required_anti_affinity,
@@ -435,6 +440,14 @@ impl Snapshot {
     /// Every node.
     pub fn nodes(&self) -> &[Arc<NodeInfo>] {
         &self.nodes
+    }
+
+    /// Every node's generation, in the order of [`Snapshot::nodes`]: a
+    /// plugin that keeps per-node data across cycles compares these (a
+    /// contiguous scan) to find the nodes that changed or moved, since
+    /// generations are unique process-wide.
+    pub fn node_generations(&self) -> &[u64] {
+        &self.generations
     }
 
     /// Number of nodes.
