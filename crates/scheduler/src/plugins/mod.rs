@@ -32,6 +32,7 @@ use crate::framework::{
 
 pub mod default_binder;
 pub mod default_preemption;
+mod domains;
 pub mod helper;
 pub mod image_locality;
 pub mod inter_pod_affinity;

@@ -8,8 +8,9 @@
 //!
 //! PreFilter produces per-domain counts from a cache kept across cycles: per
 //! node, the domain and the number of matching pods are recomputed only when
-//! the node's generation moved, so a cycle costs one pass comparing
-//! generations instead of matching every pod in the cluster.
+//! the node's generation moved, so a cycle costs one pass over the
+//! snapshot's generation list instead of matching every pod in the cluster.
+//! Domain lookups in Filter use a fast string hash.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use ketch_core::api::{Node, Pod, TopologySpreadConstraint, UnsatisfiableConstraintAction};
 use smallvec::SmallVec;
 
+use super::domains::FastMap;
 use super::helper::{CompiledLabelSelector, RequiredNodeAffinity};
 use crate::framework::{
     ActionType, ClusterEvent, CycleState, EventResource, FilterPlugin, MAX_NODE_SCORE, NodeInfo,
@@ -86,7 +88,7 @@ fn count_matching(pods: &[Arc<PodInfo>], selector: &CompiledLabelSelector, names
 /// Per-domain counts of one constraint.
 #[derive(Clone, Debug, Default)]
 struct DomainCounts {
-    index: Arc<HashMap<String, u32>>,
+    index: Arc<FastMap<String, u32>>,
     counts: Vec<i64>,
     present: Vec<bool>,
     num_domains: i64,
@@ -125,7 +127,7 @@ struct Slot {
 /// signature, maintained across cycles.
 #[derive(Debug, Default)]
 struct Counter {
-    domains: Vec<Arc<HashMap<String, u32>>>,
+    domains: Vec<Arc<FastMap<String, u32>>>,
     nodes_per_domain: Vec<Vec<u32>>,
     matches: Vec<Vec<i64>>,
     slots: Vec<Slot>,
@@ -135,7 +137,7 @@ struct Counter {
 impl Counter {
     fn new(n: usize) -> Self {
         Self {
-            domains: (0..n).map(|_| Arc::new(HashMap::new())).collect(),
+            domains: (0..n).map(|_| Arc::new(FastMap::default())).collect(),
             nodes_per_domain: vec![Vec::new(); n],
             matches: vec![Vec::new(); n],
             slots: Vec::new(),
@@ -188,9 +190,12 @@ impl Counter {
         Some(out)
     }
 
+    /// Recounts the nodes whose generation (`generations[i]` for
+    /// `nodes[i]`) differs from the one last counted at their position.
     fn refresh(
         &mut self,
         nodes: &[Arc<NodeInfo>],
+        generations: &[u64],
         constraints: &[Constraint],
         namespace: &str,
         required: &RequiredNodeAffinity,
@@ -200,14 +205,18 @@ impl Counter {
                 self.apply(&slot.contrib, -1);
             }
         }
-        for (i, info) in nodes.iter().enumerate() {
-            if i < self.slots.len() && self.slots[i].generation == info.generation {
+        for (i, (info, &generation)) in nodes.iter().zip(generations).enumerate() {
+            if self
+                .slots
+                .get(i)
+                .is_some_and(|s| s.generation == generation)
+            {
                 continue;
             }
             let contrib = self.contribution(info, constraints, namespace, required);
             self.apply(&contrib, 1);
             let slot = Slot {
-                generation: info.generation,
+                generation,
                 contrib,
             };
             if i < self.slots.len() {
@@ -246,6 +255,7 @@ impl CounterCache {
     fn counts(
         &mut self,
         nodes: &[Arc<NodeInfo>],
+        generations: &[u64],
         constraints: &[Constraint],
         namespace: &str,
         required: &RequiredNodeAffinity,
@@ -267,7 +277,7 @@ impl CounterCache {
             .entry(signature)
             .or_insert_with(|| Counter::new(constraints.len()));
         counter.last_used = self.clock;
-        counter.refresh(nodes, constraints, namespace, required);
+        counter.refresh(nodes, generations, constraints, namespace, required);
         (0..constraints.len()).map(|i| counter.counts(i)).collect()
     }
 }
@@ -386,9 +396,13 @@ impl PreFilterPlugin for PodTopologySpread {
         let required = RequiredNodeAffinity::from_pod(&pod.pod);
         let soft = compile_constraints(&pod.pod, UnsatisfiableConstraintAction::ScheduleAnyway);
         if !soft.is_empty() {
-            let counts = self
-                .cache()
-                .counts(snapshot.nodes(), &soft, namespace, &required);
+            let counts = self.cache().counts(
+                snapshot.nodes(),
+                snapshot.node_generations(),
+                &soft,
+                namespace,
+                &required,
+            );
             state.write(SoftCounts {
                 constraints: Arc::new(soft),
                 counts,
@@ -398,9 +412,13 @@ impl PreFilterPlugin for PodTopologySpread {
         if hard.is_empty() {
             return (PreFilterResult::all_nodes(), Status::skip());
         }
-        let counts = self
-            .cache()
-            .counts(snapshot.nodes(), &hard, namespace, &required);
+        let counts = self.cache().counts(
+            snapshot.nodes(),
+            snapshot.node_generations(),
+            &hard,
+            namespace,
+            &required,
+        );
         let self_match = hard
             .iter()
             .map(|c| c.selector.matches(&pod.pod.metadata.labels))
@@ -489,9 +507,14 @@ impl PreScorePlugin for PodTopologySpread {
                     return Status::skip();
                 }
                 let required = RequiredNodeAffinity::from_pod(&pod.pod);
-                let counts =
-                    self.cache()
-                        .counts(nodes, &soft, pod.pod.metadata.namespace(), &required);
+                let generations: Vec<u64> = nodes.iter().map(|n| n.generation).collect();
+                let counts = self.cache().counts(
+                    nodes,
+                    &generations,
+                    &soft,
+                    pod.pod.metadata.namespace(),
+                    &required,
+                );
                 (Arc::new(soft), counts)
             }
         };

@@ -2,12 +2,21 @@
 //! any topology key, including existing pods' required anti-affinity against
 //! the incoming pod, with `namespaces` and `namespaceSelector`.
 //!
-//! PreFilter counts, per topology pair (key, value), the existing pods that
-//! match the incoming pod's required terms and the existing pods whose
-//! required anti-affinity matches the incoming pod; Filter is then a few hash
-//! lookups per node. Compiled terms of existing pods are cached by pod
-//! identity (pod specs are immutable) and interned, so identical terms are
-//! matched once per cycle.
+//! Everything PreFilter needs is counted per topology domain and kept
+//! across cycles, so a cycle costs what changed, not the cluster's size:
+//!
+//! - existing pods' terms (compiled once per pod, interned by content) are
+//!   grouped, and each group's pods are counted per domain of each term
+//!   ([`existing`]); a cycle matches each group's terms against the incoming
+//!   pod once, for Filter (required anti-affinity) and Score (the rest);
+//! - the pods matching the incoming pod's required terms are counted per
+//!   domain by a counter kept per distinct set of terms.
+//!
+//! Both recount a node only when its generation moved. Domains are dense
+//! ids per topology key, so Filter and Score are one label lookup and one
+//! hash per topology key per node, and allocate nothing.
+
+mod existing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
@@ -18,6 +27,8 @@ use ketch_core::{Api, Client};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
+use self::existing::ExistingIndex;
+use super::domains::{DomainCounts, DomainIndex, Topologies, intern_shared};
 use super::helper::CompiledLabelSelector;
 use crate::framework::{
     ActionType, ClusterEvent, CycleState, EventResource, FilterPlugin, MAX_NODE_SCORE, NodeInfo,
@@ -122,6 +133,13 @@ struct PodTerms {
 }
 
 impl PodTerms {
+    fn is_empty(&self) -> bool {
+        self.required_affinity.is_empty()
+            && self.required_anti_affinity.is_empty()
+            && self.preferred_affinity.is_empty()
+            && self.preferred_anti_affinity.is_empty()
+    }
+
     fn new(pod: &Pod) -> Self {
         let ns = pod.metadata.namespace();
         let Some(a) = pod.spec.affinity.as_ref() else {
@@ -283,42 +301,8 @@ impl TopologyCounts {
     }
 }
 
-/// Counts of one term per domain value; the index covers every value any
-/// node carries, so it rarely changes and is shared between cycles.
-#[derive(Clone, Debug, Default)]
-struct TermCounts {
-    index: Arc<HashMap<String, u32>>,
-    counts: Vec<i64>,
-}
-
-impl TermCounts {
-    fn get(&self, value: &str) -> i64 {
-        self.index
-            .get(value)
-            .map(|&d| self.counts[d as usize])
-            .unwrap_or(0)
-    }
-
-    fn add(&mut self, value: &str, delta: i64) {
-        let d = match self.index.get(value) {
-            Some(&d) => d as usize,
-            None => {
-                let d = self.counts.len();
-                Arc::make_mut(&mut self.index).insert(value.to_string(), d as u32);
-                self.counts.push(0);
-                d
-            }
-        };
-        self.counts[d] += delta;
-    }
-}
-
-/// What one node contributes: (term, domain, matching pods).
-#[derive(Clone, Debug)]
-struct TermSlot {
-    generation: u64,
-    contrib: SmallVec<[(u16, u32, i64); 2]>,
-}
+/// What one node contributes to a [`TermCounter`]: (term, domain, pods).
+type TermContribution = SmallVec<[(u16, u32, i64); 2]>;
 
 /// Per-domain counts of the pods matching an incoming pod's required terms
 /// (affinity terms first, counted for pods matching all of them, then
@@ -326,42 +310,46 @@ struct TermSlot {
 /// is recounted only when its generation moved.
 #[derive(Debug, Default)]
 struct TermCounter {
-    terms: Vec<TermCounts>,
-    slots: Vec<TermSlot>,
+    /// Per term: its topology id.
+    topologies: Vec<u32>,
+    /// Per term: matching pods per domain.
+    counts: Vec<DomainCounts>,
+    /// Per term: matching pods over all domains.
+    totals: Vec<i64>,
+    generations: Vec<u64>,
+    contributions: Vec<TermContribution>,
     last_used: u64,
 }
 
 impl TermCounter {
-    fn new(n: usize) -> Self {
+    fn new(terms: &PodTerms, topologies: &mut Topologies) -> Self {
+        let ids: Vec<u32> = terms
+            .required_affinity
+            .iter()
+            .chain(&terms.required_anti_affinity)
+            .map(|t| topologies.id(&t.topology_key))
+            .collect();
         Self {
-            terms: vec![TermCounts::default(); n],
-            slots: Vec::new(),
-            last_used: 0,
+            counts: vec![DomainCounts::default(); ids.len()],
+            totals: vec![0; ids.len()],
+            topologies: ids,
+            ..Self::default()
         }
     }
 
-    fn apply(&mut self, contrib: &[(u16, u32, i64)], sign: i64) {
-        for &(t, d, c) in contrib {
-            self.terms[t as usize].counts[d as usize] += sign * c;
+    fn apply(&mut self, contribution: &[(u16, u32, i64)], sign: i64) {
+        for &(t, d, c) in contribution {
+            self.counts[t as usize].add(d, sign * c);
+            self.totals[t as usize] += sign * c;
         }
-    }
-
-    fn domain(&mut self, t: usize, value: &str) -> u32 {
-        let tc = &mut self.terms[t];
-        if let Some(&d) = tc.index.get(value) {
-            return d;
-        }
-        let d = tc.counts.len() as u32;
-        Arc::make_mut(&mut tc.index).insert(value.to_string(), d);
-        tc.counts.push(0);
-        d
     }
 
     fn contribution(
-        &mut self,
+        &self,
         info: &NodeInfo,
         terms: &PodTerms,
-    ) -> SmallVec<[(u16, u32, i64); 2]> {
+        topologies: &mut Topologies,
+    ) -> TermContribution {
         let mut out = SmallVec::new();
         let Some(node) = info.node() else {
             return out;
@@ -380,38 +368,41 @@ impl TermCounter {
             let Some(value) = node.metadata.labels.get(&t.topology_key) else {
                 continue;
             };
-            let d = self.domain(i, value);
             let count = if i < aff.len() {
                 all_affinity
             } else {
                 info.pods.iter().filter(|p| t.matches(&p.pod, None)).count() as i64
             };
-            out.push((i as u16, d, count));
+            if count != 0 {
+                let d = topologies.domain(self.topologies[i], value);
+                out.push((i as u16, d, count));
+            }
         }
         out
     }
 
-    fn refresh(&mut self, nodes: &[Arc<NodeInfo>], terms: &PodTerms) {
-        while self.slots.len() > nodes.len() {
-            if let Some(slot) = self.slots.pop() {
-                self.apply(&slot.contrib, -1);
+    fn refresh(&mut self, snapshot: &Snapshot, terms: &PodTerms, topologies: &mut Topologies) {
+        let generations = snapshot.node_generations();
+        let nodes = snapshot.nodes();
+        while self.generations.len() > generations.len() {
+            self.generations.pop();
+            if let Some(old) = self.contributions.pop() {
+                self.apply(&old, -1);
             }
         }
-        for (i, info) in nodes.iter().enumerate() {
-            if i < self.slots.len() && self.slots[i].generation == info.generation {
+        for (i, &generation) in generations.iter().enumerate() {
+            if self.generations.get(i) == Some(&generation) {
                 continue;
             }
-            let contrib = self.contribution(info, terms);
-            self.apply(&contrib, 1);
-            let slot = TermSlot {
-                generation: info.generation,
-                contrib,
-            };
-            if i < self.slots.len() {
-                let old = std::mem::replace(&mut self.slots[i], slot);
-                self.apply(&old.contrib, -1);
+            let contribution = self.contribution(&nodes[i], terms, topologies);
+            self.apply(&contribution, 1);
+            if i < self.generations.len() {
+                self.generations[i] = generation;
+                let old = std::mem::replace(&mut self.contributions[i], contribution);
+                self.apply(&old, -1);
             } else {
-                self.slots.push(slot);
+                self.generations.push(generation);
+                self.contributions.push(contribution);
             }
         }
     }
@@ -427,7 +418,13 @@ struct TermCounters {
 }
 
 impl TermCounters {
-    fn counts(&mut self, nodes: &[Arc<NodeInfo>], terms: &PodTerms) -> Vec<TermCounts> {
+    /// The counter for `terms`, brought up to date with `snapshot`.
+    fn counter(
+        &mut self,
+        snapshot: &Snapshot,
+        terms: &PodTerms,
+        topologies: &mut Topologies,
+    ) -> &TermCounter {
         let signature = format!(
             "{:?}\u{0}{:?}",
             terms.required_affinity, terms.required_anti_affinity
@@ -443,14 +440,78 @@ impl TermCounters {
                 self.entries.remove(&k);
             }
         }
-        let n = terms.required_affinity.len() + terms.required_anti_affinity.len();
         let counter = self
             .entries
             .entry(signature)
-            .or_insert_with(|| TermCounter::new(n));
+            .or_insert_with(|| TermCounter::new(terms, topologies));
         counter.last_used = self.clock;
-        counter.refresh(nodes, terms);
-        counter.terms.clone()
+        counter.refresh(snapshot, terms, topologies);
+        counter
+    }
+}
+
+/// What the plugin keeps across cycles, behind one lock.
+#[derive(Default)]
+struct Index {
+    cache: TermCache,
+    topologies: Topologies,
+    existing: ExistingIndex,
+    counters: TermCounters,
+}
+
+/// The topology keys a cycle's counts refer to, each with the domain index
+/// the counts' ids come from.
+#[derive(Clone, Debug, Default)]
+struct CycleTopologies {
+    /// (topology id in the plugin's [`Topologies`], key, index).
+    slots: SmallVec<[(u32, String, Arc<DomainIndex>); 2]>,
+}
+
+impl CycleTopologies {
+    /// The slot of plugin topology `t`, added from `all` if new.
+    fn slot(&mut self, t: u32, all: &Topologies) -> usize {
+        if let Some(i) = self.slots.iter().position(|s| s.0 == t) {
+            return i;
+        }
+        self.slots
+            .push((t, all.key(t).to_string(), all.index(t).clone()));
+        self.slots.len() - 1
+    }
+
+    /// The slot of topology key `key`, with a fresh index if new (for pods
+    /// added in this cycle only).
+    fn slot_by_key(&mut self, key: &str) -> usize {
+        if let Some(i) = self.slots.iter().position(|s| s.1 == key) {
+            return i;
+        }
+        self.slots
+            .push((u32::MAX, key.to_string(), Arc::new(DomainIndex::default())));
+        self.slots.len() - 1
+    }
+
+    /// Per slot, the node's domain: `None` when the node lacks the key,
+    /// `Some(None)` when its value was never counted.
+    fn domains(&self, node: &Node) -> SmallVec<[Option<Option<u32>>; 4]> {
+        self.slots
+            .iter()
+            .map(|(_, key, index)| node.metadata.labels.get(key).map(|v| index.get(v)))
+            .collect()
+    }
+}
+
+/// Counts in one slot of [`CycleTopologies`].
+#[derive(Clone, Debug)]
+struct SlotCounts {
+    slot: usize,
+    counts: DomainCounts,
+}
+
+impl SlotCounts {
+    fn at(&self, domains: &[Option<Option<u32>>]) -> i64 {
+        match domains[self.slot] {
+            Some(Some(d)) => self.counts.get(d),
+            _ => 0,
+        }
     }
 }
 
@@ -460,22 +521,50 @@ struct PreFilterState {
     terms: Arc<PodTerms>,
     ns_labels: Option<Arc<BTreeMap<String, String>>>,
     matches_own_affinity: bool,
-    existing_anti_affinity: TopologyCounts,
+    topologies: CycleTopologies,
+    /// Existing pods' required anti-affinity terms matching the pod; a
+    /// domain is excluded when their sum there is positive.
+    existing_anti_affinity: Vec<SlotCounts>,
     /// Per affinity term, then per anti-affinity term.
-    term_counts: Vec<TermCounts>,
+    term_counts: Vec<SlotCounts>,
     /// Pods matching all affinity terms, over all domains.
     affinity_total: i64,
 }
 
 impl PreFilterState {
+    /// Adds `delta` in the domain `value` of `slot` to `list` (the first
+    /// entry of that slot, or a new one).
+    fn add_in_slot(&mut self, which: Which, slot: usize, value: &str, delta: i64) {
+        let d = intern_shared(&mut self.topologies.slots[slot].2, value);
+        match which {
+            Which::Term(i) => self.term_counts[i].counts.add(d, delta),
+            Which::ExistingAnti => {
+                match self
+                    .existing_anti_affinity
+                    .iter_mut()
+                    .find(|c| c.slot == slot)
+                {
+                    Some(c) => c.counts.add(d, delta),
+                    None => {
+                        let mut counts = DomainCounts::default();
+                        counts.add(d, delta);
+                        self.existing_anti_affinity
+                            .push(SlotCounts { slot, counts });
+                    }
+                }
+            }
+        }
+    }
+
     /// Accounts for `other` (with compiled terms `other_terms`) being added
     /// (`delta` 1) to or removed (-1) from `node`.
     fn update_with_pod(&mut self, other: &Pod, other_terms: &PodTerms, node: &Node, delta: i64) {
-        let ns_labels = self.ns_labels.as_deref();
         for t in &other_terms.required_anti_affinity {
-            if t.matches(&self.pod, ns_labels) {
-                self.existing_anti_affinity
-                    .update(node, &t.topology_key, delta);
+            if t.matches(&self.pod, self.ns_labels.as_deref())
+                && let Some(v) = node.metadata.labels.get(&t.topology_key)
+            {
+                let slot = self.topologies.slot_by_key(&t.topology_key);
+                self.add_in_slot(Which::ExistingAnti, slot, v, delta);
             }
         }
         let terms = self.terms.clone();
@@ -491,7 +580,8 @@ impl PreFilterState {
                 continue;
             }
             if let Some(v) = node.metadata.labels.get(&t.topology_key) {
-                self.term_counts[i].add(v, delta);
+                let slot = self.term_counts[i].slot;
+                self.add_in_slot(Which::Term(i), slot, v, delta);
                 if i == 0 {
                     self.affinity_total += delta;
                 }
@@ -500,9 +590,34 @@ impl PreFilterState {
     }
 }
 
+/// Which counts of [`PreFilterState`] a change goes to.
+#[derive(Clone, Copy, Debug)]
+enum Which {
+    Term(usize),
+    ExistingAnti,
+}
+
+/// An existing pods' term that scores the incoming pod, per domain.
+#[derive(Clone, Debug)]
+struct ExistingScore {
+    key: String,
+    index: Arc<DomainIndex>,
+    weight: i64,
+    counts: DomainCounts,
+}
+
 #[derive(Clone, Debug, Default)]
 struct PreScoreState {
+    /// The incoming pod's preferred terms against existing pods.
     scores: TopologyCounts,
+    /// Existing pods' terms matching the incoming pod.
+    existing: Vec<ExistingScore>,
+}
+
+impl PreScoreState {
+    fn is_empty(&self) -> bool {
+        self.scores.is_empty() && self.existing.is_empty()
+    }
 }
 
 /// Where namespace labels come from (for `namespaceSelector`).
@@ -539,8 +654,7 @@ impl Namespaces {
 pub struct InterPodAffinity {
     args: InterPodAffinityArgs,
     namespaces: Namespaces,
-    cache: Mutex<TermCache>,
-    counters: Mutex<TermCounters>,
+    index: Mutex<Index>,
 }
 
 impl std::fmt::Debug for InterPodAffinity {
@@ -565,8 +679,7 @@ impl InterPodAffinity {
         Self {
             args,
             namespaces,
-            cache: Mutex::new(TermCache::default()),
-            counters: Mutex::new(TermCounters::default()),
+            index: Mutex::new(Index::default()),
         }
     }
 
@@ -612,8 +725,8 @@ impl InterPodAffinity {
         Ok(Self::with_namespaces(args, Namespaces::Static(map)))
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, TermCache> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The incoming pod's terms with label namespace selectors resolved into
@@ -636,16 +749,25 @@ impl InterPodAffinity {
         terms
     }
 
-    fn pre_score_state(&self, pod: &PodInfo, snapshot_nodes: &[Arc<NodeInfo>]) -> PreScoreState {
+    /// Scoring state by walking the pods of `snapshot_nodes`: the incoming
+    /// pod's preferred terms against every pod, and, with `with_existing`,
+    /// the existing pods' terms against the incoming pod (PreFilter takes
+    /// those from the index instead).
+    fn pre_score_state(
+        &self,
+        pod: &PodInfo,
+        snapshot_nodes: &[Arc<NodeInfo>],
+        with_existing: bool,
+    ) -> PreScoreState {
         let terms = self.incoming_terms(&pod.pod);
         let ns_labels = self.namespaces.labels(pod.pod.metadata.namespace());
         let ns_labels = ns_labels.as_deref();
         let has_constraints =
             !terms.preferred_affinity.is_empty() || !terms.preferred_anti_affinity.is_empty();
         let mut scores = TopologyCounts::default();
-        let mut cache = self.cache();
+        let mut index = self.index();
         let hard = self.args.hard_pod_affinity_weight;
-        let ignore_existing = self.args.ignore_preferred_terms_of_existing_pods;
+        let ignore_existing = self.args.ignore_preferred_terms_of_existing_pods || !with_existing;
         for info in snapshot_nodes {
             let Some(node) = info.node() else { continue };
             if node.metadata.labels.is_empty() {
@@ -653,8 +775,10 @@ impl InterPodAffinity {
             }
             let pods = if has_constraints {
                 &info.pods
-            } else {
+            } else if with_existing {
                 &info.pods_with_affinity
+            } else {
+                continue;
             };
             for existing in pods {
                 let ep = &existing.pod;
@@ -671,7 +795,7 @@ impl InterPodAffinity {
                 if ignore_existing || !existing.has_affinity || !has_scoring_terms(ep) {
                     continue;
                 }
-                let et = cache.get(ep);
+                let et = index.cache.get(ep);
                 if hard > 0 {
                     for t in &et.required_affinity {
                         if t.matches(&pod.pod, ns_labels) {
@@ -691,7 +815,10 @@ impl InterPodAffinity {
                 }
             }
         }
-        PreScoreState { scores }
+        PreScoreState {
+            scores,
+            existing: Vec::new(),
+        }
     }
 }
 
@@ -747,18 +874,53 @@ impl PreFilterPlugin for InterPodAffinity {
             })
         });
         let has_preferred = has_preferred_terms(&pod.pod);
-        let score_nodes = if has_preferred {
+        let all_nodes = if has_preferred {
             snapshot.nodes().to_vec()
-        } else if !self.args.ignore_preferred_terms_of_existing_pods {
-            snapshot.nodes_with_affinity_pods().to_vec()
         } else {
             Vec::new()
         };
+        if !has_required && snapshot.nodes_with_affinity_pods().is_empty() {
+            // No term anywhere: nothing to filter, and scoring sees only
+            // the incoming pod's preferred terms.
+            state.write(ScoreSource {
+                nodes: Arc::new(all_nodes),
+                existing: Vec::new(),
+            });
+            return (PreFilterResult::all_nodes(), Status::skip());
+        }
+        let ns_labels = self.namespaces.labels(pod.pod.metadata.namespace());
+        let mut guard = self.index();
+        let index = &mut *guard;
+        index
+            .existing
+            .refresh(snapshot, &mut index.cache, &mut index.topologies);
+        let existing = if self.args.ignore_preferred_terms_of_existing_pods {
+            Vec::new()
+        } else {
+            index
+                .existing
+                .scoring_matching(
+                    &pod.pod,
+                    ns_labels.as_deref(),
+                    self.args.hard_pod_affinity_weight,
+                )
+                .into_iter()
+                .map(|m| ExistingScore {
+                    key: index.topologies.key(m.topology).to_string(),
+                    index: index.topologies.index(m.topology).clone(),
+                    weight: m.weight,
+                    counts: m.counts,
+                })
+                .collect()
+        };
         state.write(ScoreSource {
-            nodes: Arc::new(score_nodes),
+            nodes: Arc::new(all_nodes),
+            existing,
         });
-        let anti_nodes = snapshot.nodes_with_required_anti_affinity_pods();
-        if !has_required && anti_nodes.is_empty() {
+        let matched_anti = index
+            .existing
+            .anti_affinity_matching(&pod.pod, ns_labels.as_deref());
+        if !has_required && matched_anti.is_empty() {
             return (PreFilterResult::all_nodes(), Status::skip());
         }
         let terms = if has_required {
@@ -766,8 +928,37 @@ impl PreFilterPlugin for InterPodAffinity {
         } else {
             PodTerms::default()
         };
-        let ns_labels = self.namespaces.labels(pod.pod.metadata.namespace());
-        let mut s = PreFilterState {
+        let mut incoming = Vec::new();
+        let mut affinity_total = 0;
+        if has_required {
+            let counter = index
+                .counters
+                .counter(snapshot, &terms, &mut index.topologies);
+            incoming.extend(
+                counter
+                    .topologies
+                    .iter()
+                    .copied()
+                    .zip(counter.counts.clone()),
+            );
+            if !terms.required_affinity.is_empty() {
+                affinity_total = counter.totals[0];
+            }
+        }
+        // Every count is current now: take the domain indexes they refer to.
+        let mut topologies = CycleTopologies::default();
+        let mut slot_counts = |(t, counts): (u32, DomainCounts)| SlotCounts {
+            slot: topologies.slot(t, &index.topologies),
+            counts,
+        };
+        let existing_anti_affinity = matched_anti
+            .into_iter()
+            .map(|m| (m.topology, m.counts))
+            .map(&mut slot_counts)
+            .collect();
+        let term_counts = incoming.into_iter().map(&mut slot_counts).collect();
+        drop(guard);
+        let s = PreFilterState {
             pod: pod.pod.clone(),
             matches_own_affinity: !terms.required_affinity.is_empty()
                 && terms
@@ -776,76 +967,17 @@ impl PreFilterPlugin for InterPodAffinity {
                     .all(|t| t.matches(&pod.pod, None)),
             terms: Arc::new(terms),
             ns_labels,
-            existing_anti_affinity: TopologyCounts::default(),
-            term_counts: Vec::new(),
-            affinity_total: 0,
+            topologies,
+            existing_anti_affinity,
+            term_counts,
+            affinity_total,
         };
-        {
-            let mut cache = self.cache();
-            let mut last: Option<(Arc<PodTerms>, SmallMatches)> = None;
-            for info in anti_nodes {
-                let Some(node) = info.node() else { continue };
-                for existing in &info.pods_with_required_anti_affinity {
-                    let et = cache.get(&existing.pod);
-                    let matched = match &last {
-                        Some((t, m)) if Arc::ptr_eq(t, &et) => *m,
-                        _ => {
-                            let m = SmallMatches::of(&et.required_anti_affinity, |t| {
-                                t.matches(&s.pod, s.ns_labels.as_deref())
-                            });
-                            last = Some((et.clone(), m));
-                            m
-                        }
-                    };
-                    for (i, t) in et.required_anti_affinity.iter().enumerate() {
-                        if matched.get(i, || t.matches(&s.pod, s.ns_labels.as_deref())) {
-                            s.existing_anti_affinity.update(node, &t.topology_key, 1);
-                        }
-                    }
-                }
-            }
-        }
-        if has_required {
-            let counts = self
-                .counters
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .counts(snapshot.nodes(), &s.terms);
-            if !s.terms.required_affinity.is_empty() {
-                s.affinity_total = counts[0].counts.iter().sum();
-            }
-            s.term_counts = counts;
-        }
         state.write(s);
         (PreFilterResult::all_nodes(), Status::success())
     }
 
     fn extensions(&self) -> Option<&dyn PreFilterExtensions> {
         Some(self)
-    }
-}
-
-/// Which of up to 64 terms matched, so identical term lists are matched once.
-#[derive(Clone, Copy, Debug, Default)]
-struct SmallMatches(u64);
-
-impl SmallMatches {
-    fn of(terms: &[AffinityTerm], mut f: impl FnMut(&AffinityTerm) -> bool) -> Self {
-        let mut bits = 0u64;
-        for (i, t) in terms.iter().enumerate().take(64) {
-            if f(t) {
-                bits |= 1 << i;
-            }
-        }
-        Self(bits)
-    }
-
-    fn get(&self, i: usize, slow: impl FnOnce() -> bool) -> bool {
-        if i < 64 {
-            self.0 & (1 << i) != 0
-        } else {
-            slow()
-        }
     }
 }
 
@@ -860,7 +992,7 @@ impl PreFilterExtensions for InterPodAffinity {
         let Some(n) = node.node() else {
             return Status::success();
         };
-        let terms = self.cache().get(&pod_to_add.pod);
+        let terms = self.index().cache.get(&pod_to_add.pod);
         if let Some(s) = state.read_mut::<PreFilterState>() {
             s.update_with_pod(&pod_to_add.pod, &terms, n, 1);
         }
@@ -877,7 +1009,7 @@ impl PreFilterExtensions for InterPodAffinity {
         let Some(n) = node.node() else {
             return Status::success();
         };
-        let terms = self.cache().get(&pod_to_remove.pod);
+        let terms = self.index().cache.get(&pod_to_remove.pod);
         if let Some(s) = state.read_mut::<PreFilterState>() {
             s.update_with_pod(&pod_to_remove.pod, &terms, n, -1);
         }
@@ -893,36 +1025,32 @@ impl FilterPlugin for InterPodAffinity {
         let Some(n) = node.node() else {
             return Status::error("node not found");
         };
-        let labels = &n.metadata.labels;
+        let domains = s.topologies.domains(n);
         // Required affinity: every topology key present, and matching pods
         // in each domain (or the pod is the first of a self-affine group).
-        let mut pods_exist = true;
         let n_aff = s.terms.required_affinity.len();
-        for (i, t) in s.terms.required_affinity.iter().enumerate() {
-            match labels.get(&t.topology_key) {
-                None => return Status::unresolvable(ERR_REASON_AFFINITY),
-                Some(v) => {
-                    if s.term_counts[i].get(v) <= 0 {
-                        pods_exist = false;
-                    }
-                }
+        let mut pods_exist = true;
+        for c in &s.term_counts[..n_aff] {
+            if domains[c.slot].is_none() {
+                return Status::unresolvable(ERR_REASON_AFFINITY);
+            }
+            if c.at(&domains) <= 0 {
+                pods_exist = false;
             }
         }
         let first_of_group = s.affinity_total == 0 && s.matches_own_affinity;
         if !(pods_exist || first_of_group) {
             return Status::unresolvable(ERR_REASON_AFFINITY);
         }
-        for (j, t) in s.terms.required_anti_affinity.iter().enumerate() {
-            if let Some(v) = labels.get(&t.topology_key)
-                && s.term_counts[n_aff + j].get(v) > 0
-            {
-                return Status::unschedulable(ERR_REASON_ANTI_AFFINITY);
-            }
+        if s.term_counts[n_aff..].iter().any(|c| c.at(&domains) > 0) {
+            return Status::unschedulable(ERR_REASON_ANTI_AFFINITY);
         }
-        for (key, values) in &s.existing_anti_affinity.0 {
-            if let Some(v) = labels.get(key)
-                && values.get(v.as_str()).is_some_and(|c| *c > 0)
-            {
+        if !s.existing_anti_affinity.is_empty() {
+            let mut sums: SmallVec<[i64; 4]> = SmallVec::from_elem(0, domains.len());
+            for c in &s.existing_anti_affinity {
+                sums[c.slot] += c.at(&domains);
+            }
+            if sums.iter().any(|n| *n > 0) {
                 return Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY);
             }
         }
@@ -937,22 +1065,26 @@ impl PreScorePlugin for InterPodAffinity {
         {
             return Status::skip();
         }
-        let source = match state.read::<ScoreSource>() {
-            Some(src) => src.nodes.clone(),
-            None if has_preferred => Arc::new(nodes.to_vec()),
-            None => Arc::new(
-                nodes
+        let s = match state.read::<ScoreSource>() {
+            Some(src) => PreScoreState {
+                scores: if has_preferred {
+                    self.pre_score_state(pod, &src.nodes, false).scores
+                } else {
+                    TopologyCounts::default()
+                },
+                existing: src.existing.clone(),
+            },
+            None if has_preferred => self.pre_score_state(pod, nodes, true),
+            None => {
+                let with_affinity: Vec<Arc<NodeInfo>> = nodes
                     .iter()
                     .filter(|n| !n.pods_with_affinity.is_empty())
                     .cloned()
-                    .collect(),
-            ),
+                    .collect();
+                self.pre_score_state(pod, &with_affinity, true)
+            }
         };
-        if source.is_empty() {
-            return Status::skip();
-        }
-        let s = self.pre_score_state(pod, &source);
-        if s.scores.is_empty() {
+        if s.is_empty() {
             return Status::skip();
         }
         state.write(s);
@@ -960,13 +1092,14 @@ impl PreScorePlugin for InterPodAffinity {
     }
 }
 
-/// The nodes whose pods scoring considers, as PreFilter saw them in the
-/// snapshot: every node when the pod has preferred terms, else the nodes
-/// running pods with affinity terms. Without it (no PreFilter), scoring
-/// considers the feasible nodes.
+/// What PreFilter, which sees the snapshot, hands to scoring: every node
+/// when the pod has preferred terms (their pods are matched against them),
+/// and the existing pods' terms that score the pod, from the index. Without
+/// it (no PreFilter), scoring walks the feasible nodes.
 #[derive(Clone, Debug)]
 struct ScoreSource {
     nodes: Arc<Vec<Arc<NodeInfo>>>,
+    existing: Vec<ExistingScore>,
 }
 
 impl ScorePlugin for InterPodAffinity {
@@ -977,10 +1110,16 @@ impl ScorePlugin for InterPodAffinity {
         let Some(n) = node.node() else {
             return Err(Status::error("node not found"));
         };
+        let labels = &n.metadata.labels;
         let mut score = 0;
         for (key, values) in &s.scores.0 {
-            if let Some(v) = n.metadata.labels.get(key) {
+            if let Some(v) = labels.get(key) {
                 score += values.get(v.as_str()).copied().unwrap_or(0);
+            }
+        }
+        for e in &s.existing {
+            if let Some(d) = labels.get(&e.key).and_then(|v| e.index.get(v)) {
+                score += e.weight * e.counts.get(d);
             }
         }
         Ok(score)
@@ -994,7 +1133,7 @@ impl ScorePlugin for InterPodAffinity {
     ) -> Status {
         if state
             .read::<PreScoreState>()
-            .is_none_or(|s| s.scores.is_empty())
+            .is_none_or(PreScoreState::is_empty)
         {
             return Status::success();
         }

@@ -1,0 +1,239 @@
+//! Per-topology-domain counting shared by InterPodAffinity and
+//! PodTopologySpread.
+//!
+//! [`DomainIndex`] gives each value of one topology key (a zone, a hostname)
+//! a dense id that never changes; [`DomainCounts`] keeps a count per id in
+//! copy-on-write chunks, so a cycle's state clones the counts in
+//! O(domains / 256) and a later change copies one chunk, not the whole list.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+/// A fast, non-cryptographic hasher for label values and small keys (the
+/// keys come from the cluster's own objects, and a lookup runs per node in
+/// Filter and Score, where SipHash would dominate).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FastHasher(u64);
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FastHasher {
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut buf = [0u8; 8];
+            buf.copy_from_slice(w);
+            self.mix(u64::from_le_bytes(buf));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(buf));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // The multiply only carries entropy upwards: mix it back down
+        // (MurmurHash3's finalizer), or names that differ in their last
+        // bytes would share buckets.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+/// A `HashMap` with [`FastHasher`].
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// Dense ids for the values of one topology key. Ids are only ever added,
+/// so counts indexed by them stay valid while values are added.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DomainIndex {
+    ids: FastMap<String, u32>,
+}
+
+impl DomainIndex {
+    /// The id of `value`, if it was ever seen.
+    pub(crate) fn get(&self, value: &str) -> Option<u32> {
+        self.ids.get(value).copied()
+    }
+
+    /// The id of `value`, assigning the next one if it is new.
+    pub(crate) fn intern(&mut self, value: &str) -> u32 {
+        if let Some(&d) = self.ids.get(value) {
+            return d;
+        }
+        let d = self.ids.len() as u32;
+        self.ids.insert(value.to_string(), d);
+        d
+    }
+
+    /// How many ids are assigned.
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Every value with its id (for tests comparing with a recount).
+    #[cfg(test)]
+    pub(crate) fn ids_for_test(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.ids.iter().map(|(v, d)| (v.as_str(), *d))
+    }
+}
+
+/// Interns `value` in a shared index, copying it only if another holder
+/// still reads it.
+pub(crate) fn intern_shared(index: &mut Arc<DomainIndex>, value: &str) -> u32 {
+    match index.get(value) {
+        Some(d) => d,
+        None => Arc::make_mut(index).intern(value),
+    }
+}
+
+const CHUNK: usize = 256;
+
+/// A count per domain id, in copy-on-write chunks of 256.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DomainCounts {
+    chunks: Vec<Arc<[i64; CHUNK]>>,
+}
+
+impl DomainCounts {
+    /// The count of domain `d` (0 if never counted).
+    pub(crate) fn get(&self, d: u32) -> i64 {
+        let d = d as usize;
+        self.chunks.get(d / CHUNK).map_or(0, |c| c[d % CHUNK])
+    }
+
+    /// Adds `delta` to domain `d`.
+    pub(crate) fn add(&mut self, d: u32, delta: i64) {
+        let d = d as usize;
+        while self.chunks.len() <= d / CHUNK {
+            self.chunks.push(Arc::new([0; CHUNK]));
+        }
+        Arc::make_mut(&mut self.chunks[d / CHUNK])[d % CHUNK] += delta;
+    }
+
+    /// Domain ids with a non-zero count, with the count.
+    pub(crate) fn non_zero(&self) -> impl Iterator<Item = (u32, i64)> + '_ {
+        self.chunks.iter().enumerate().flat_map(|(i, c)| {
+            c.iter()
+                .enumerate()
+                .filter(|(_, n)| **n != 0)
+                .map(move |(j, n)| ((i * CHUNK + j) as u32, *n))
+        })
+    }
+}
+
+/// Topology keys seen by a plugin, each with its shared [`DomainIndex`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Topologies {
+    keys: Vec<String>,
+    indexes: Vec<Arc<DomainIndex>>,
+    by_key: FastMap<String, u32>,
+}
+
+impl Topologies {
+    /// The id of topology key `key`, assigning one if new.
+    pub(crate) fn id(&mut self, key: &str) -> u32 {
+        if let Some(&t) = self.by_key.get(key) {
+            return t;
+        }
+        let t = self.keys.len() as u32;
+        self.keys.push(key.to_string());
+        self.indexes.push(Arc::new(DomainIndex::default()));
+        self.by_key.insert(key.to_string(), t);
+        t
+    }
+
+    /// The domain id of `value` under topology `t`, assigning one if new.
+    pub(crate) fn domain(&mut self, t: u32, value: &str) -> u32 {
+        intern_shared(&mut self.indexes[t as usize], value)
+    }
+
+    /// The key of topology `t`.
+    pub(crate) fn key(&self, t: u32) -> &str {
+        &self.keys[t as usize]
+    }
+
+    /// The shared index of topology `t`.
+    pub(crate) fn index(&self, t: u32) -> &Arc<DomainIndex> {
+        &self.indexes[t as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_copied_on_write_per_chunk() {
+        let mut a = DomainCounts::default();
+        a.add(3, 2);
+        a.add(700, 1);
+        let b = a.clone();
+        a.add(3, -2);
+        a.add(1000, 5);
+        assert_eq!((b.get(3), b.get(700), b.get(1000)), (2, 1, 0));
+        assert_eq!((a.get(3), a.get(700), a.get(1000)), (0, 1, 5));
+        assert_eq!(a.non_zero().collect::<Vec<_>>(), [(700, 1), (1000, 5)]);
+        assert_eq!(a.get(u32::MAX), 0);
+    }
+
+    #[test]
+    fn domain_ids_are_dense_and_stable() {
+        let mut t = Topologies::default();
+        let zone = t.id("zone");
+        assert_eq!(t.id("host"), 1);
+        assert_eq!(t.id("zone"), zone);
+        let held = t.index(zone).clone();
+        assert_eq!(t.domain(zone, "a"), 0);
+        assert_eq!(t.domain(zone, "b"), 1);
+        assert_eq!(t.domain(zone, "a"), 0);
+        assert_eq!(
+            held.len(),
+            0,
+            "a held index is not changed under its reader"
+        );
+        assert_eq!(t.index(zone).get("b"), Some(1));
+        assert_eq!(t.key(zone), "zone");
+    }
+
+    #[test]
+    fn fast_hasher_spreads_similar_names() {
+        use std::hash::BuildHasher;
+        let build = BuildHasherDefault::<FastHasher>::default();
+        let mut low: Vec<u64> = (0..1000)
+            .map(|i| build.hash_one(format!("node-{i}")) & 1023)
+            .collect();
+        low.sort_unstable();
+        low.dedup();
+        assert!(low.len() > 500, "{} distinct buckets of 1024", low.len());
+    }
+}
