@@ -96,6 +96,7 @@ impl DomainIndex {
     }
 
     /// How many ids are assigned.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.ids.len()
     }
@@ -114,6 +115,28 @@ pub(crate) fn intern_shared(index: &mut Arc<DomainIndex>, value: &str) -> u32 {
         Some(d) => d,
         None => Arc::make_mut(index).intern(value),
     }
+}
+
+/// Positions where `current` differs from `counted` (a node changed or
+/// moved), or that `counted` does not cover yet, in increasing order.
+/// Compares runs of 64 generations at once, so a cycle where one node
+/// changed costs little more than a memory comparison of the list.
+pub(crate) fn changed_positions<'a>(
+    counted: &'a [u64],
+    current: &'a [u64],
+) -> impl Iterator<Item = usize> + 'a {
+    const RUN: usize = 64;
+    current
+        .chunks(RUN)
+        .enumerate()
+        .filter(move |(r, run)| {
+            let start = r * RUN;
+            counted.get(start..start + run.len()) != Some(*run)
+        })
+        .flat_map(move |(r, run)| {
+            let start = r * RUN;
+            (start..start + run.len()).filter(move |&i| counted.get(i) != Some(&current[i]))
+        })
 }
 
 const CHUNK: usize = 256;
@@ -140,7 +163,9 @@ impl DomainCounts {
         Arc::make_mut(&mut self.chunks[d / CHUNK])[d % CHUNK] += delta;
     }
 
-    /// Domain ids with a non-zero count, with the count.
+    /// Domain ids with a non-zero count, with the count (for tests
+    /// comparing with a recount).
+    #[cfg(test)]
     pub(crate) fn non_zero(&self) -> impl Iterator<Item = (u32, i64)> + '_ {
         self.chunks.iter().enumerate().flat_map(|(i, c)| {
             c.iter()
@@ -204,6 +229,21 @@ mod tests {
         assert_eq!((a.get(3), a.get(700), a.get(1000)), (0, 1, 5));
         assert_eq!(a.non_zero().collect::<Vec<_>>(), [(700, 1), (1000, 5)]);
         assert_eq!(a.get(u32::MAX), 0);
+    }
+
+    #[test]
+    fn changed_positions_finds_every_difference() {
+        let counted: Vec<u64> = (0..200).collect();
+        let mut current = counted.clone();
+        assert_eq!(changed_positions(&counted, &current).count(), 0);
+        current[3] = 1000;
+        current[130] = 1001;
+        current.extend([7, 8]);
+        assert_eq!(
+            changed_positions(&counted, &current).collect::<Vec<_>>(),
+            [3, 130, 200, 201]
+        );
+        assert_eq!(changed_positions(&[], &[5, 6]).collect::<Vec<_>>(), [0, 1]);
     }
 
     #[test]

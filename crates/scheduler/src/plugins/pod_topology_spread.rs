@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use ketch_core::api::{Node, Pod, TopologySpreadConstraint, UnsatisfiableConstraintAction};
 use smallvec::SmallVec;
 
-use super::domains::FastMap;
+use super::domains::{FastMap, changed_positions};
 use super::helper::{CompiledLabelSelector, RequiredNodeAffinity};
 use crate::framework::{
     ActionType, ClusterEvent, CycleState, EventResource, FilterPlugin, MAX_NODE_SCORE, NodeInfo,
@@ -118,7 +118,6 @@ impl DomainCounts {
 /// What one node contributes to one cache entry.
 #[derive(Clone, Debug)]
 struct Slot {
-    generation: u64,
     /// Per constraint: (domain, matching pods); `None`: the node is not a domain member.
     contrib: Option<SmallVec<[(u32, i64); 2]>>,
 }
@@ -130,6 +129,8 @@ struct Counter {
     domains: Vec<Arc<FastMap<String, u32>>>,
     nodes_per_domain: Vec<Vec<u32>>,
     matches: Vec<Vec<i64>>,
+    /// Per position: the generation counted there.
+    generations: Vec<u64>,
     slots: Vec<Slot>,
     last_used: u64,
 }
@@ -140,6 +141,7 @@ impl Counter {
             domains: (0..n).map(|_| Arc::new(FastMap::default())).collect(),
             nodes_per_domain: vec![Vec::new(); n],
             matches: vec![Vec::new(); n],
+            generations: Vec::new(),
             slots: Vec::new(),
             last_used: 0,
         }
@@ -200,29 +202,25 @@ impl Counter {
         namespace: &str,
         required: &RequiredNodeAffinity,
     ) {
-        while self.slots.len() > nodes.len() {
+        let len = nodes.len().min(generations.len());
+        while self.slots.len() > len {
+            self.generations.pop();
             if let Some(slot) = self.slots.pop() {
                 self.apply(&slot.contrib, -1);
             }
         }
-        for (i, (info, &generation)) in nodes.iter().zip(generations).enumerate() {
-            if self
-                .slots
-                .get(i)
-                .is_some_and(|s| s.generation == generation)
-            {
-                continue;
-            }
-            let contrib = self.contribution(info, constraints, namespace, required);
+        let changed: Vec<usize> =
+            changed_positions(&self.generations, &generations[..len]).collect();
+        for i in changed {
+            let contrib = self.contribution(&nodes[i], constraints, namespace, required);
             self.apply(&contrib, 1);
-            let slot = Slot {
-                generation,
-                contrib,
-            };
+            let slot = Slot { contrib };
             if i < self.slots.len() {
+                self.generations[i] = generations[i];
                 let old = std::mem::replace(&mut self.slots[i], slot);
                 self.apply(&old.contrib, -1);
             } else {
+                self.generations.push(generations[i]);
                 self.slots.push(slot);
             }
         }

@@ -16,7 +16,7 @@ use smallvec::SmallVec;
 
 use super::{AffinityTerm, ByAddress, PodTerms, TermCache};
 use crate::framework::{NodeInfo, Snapshot};
-use crate::plugins::domains::{DomainCounts, Topologies};
+use crate::plugins::domains::{DomainCounts, Topologies, changed_positions};
 
 /// What a term of an existing pod does to an incoming pod it matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,10 +125,9 @@ impl ExistingIndex {
                 self.apply(&old, -1);
             }
         }
-        for (i, &generation) in generations.iter().enumerate() {
-            if self.generations.get(i) == Some(&generation) {
-                continue;
-            }
+        let changed: Vec<usize> = changed_positions(&self.generations, generations).collect();
+        for i in changed {
+            let generation = generations[i];
             let contribution = self.contribution(&nodes[i], cache, topologies);
             self.apply(&contribution, 1);
             if i < self.generations.len() {

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use self::existing::ExistingIndex;
-use super::domains::{DomainCounts, DomainIndex, Topologies, intern_shared};
+use super::domains::{DomainCounts, DomainIndex, Topologies, changed_positions, intern_shared};
 use super::helper::CompiledLabelSelector;
 use crate::framework::{
     ActionType, ClusterEvent, CycleState, EventResource, FilterPlugin, MAX_NODE_SCORE, NodeInfo,
@@ -390,10 +390,9 @@ impl TermCounter {
                 self.apply(&old, -1);
             }
         }
-        for (i, &generation) in generations.iter().enumerate() {
-            if self.generations.get(i) == Some(&generation) {
-                continue;
-            }
+        let changed: Vec<usize> = changed_positions(&self.generations, generations).collect();
+        for i in changed {
+            let generation = generations[i];
             let contribution = self.contribution(&nodes[i], terms, topologies);
             self.apply(&contribution, 1);
             if i < self.generations.len() {
