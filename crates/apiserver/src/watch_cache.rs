@@ -363,7 +363,7 @@ impl WatchCache {
     }
 
     /// Applies a batch of store events in order.
-    fn apply(&self, events: Vec<WatchEvent>) {
+    fn apply(&self, events: &[WatchEvent]) {
         if events.is_empty() {
             return;
         }
@@ -373,7 +373,7 @@ impl WatchCache {
             Vec::with_capacity(events.len());
         {
             let mut recent = self.recent.lock();
-            for ev in &events {
+            for ev in events {
                 let rev = ev.revision();
                 recent.applied = recent.applied.max(rev);
                 match ev {
@@ -399,7 +399,7 @@ impl WatchCache {
                 }
             }
         }
-        for (slot, ev) in decoded.iter_mut().zip(&events) {
+        for (slot, ev) in decoded.iter_mut().zip(events) {
             if let (None, WatchEvent::Put { kv, .. }) = (&slot.2, ev) {
                 slot.2 = self.decode(kv);
             }
@@ -552,31 +552,22 @@ impl WatchCache {
                         continue;
                     }
                 };
-                let mut batches = stream.ready_chunks(1024);
-                while let Some(batch) = batches.next().await {
-                    let mut events = Vec::with_capacity(batch.len());
-                    let mut failure = None;
-                    for item in batch {
-                        match item {
-                            Ok(ev) => events.push(ev),
-                            Err(e) => {
-                                failure = Some(e);
-                                break;
-                            }
-                        }
-                    }
+                let mut stream = stream.fuse();
+                let mut events = Vec::new();
+                while let Some(end) = next_batch(&mut stream, &mut events).await {
                     if let Some(last) = events.last() {
                         from = last.revision() + 1;
                     }
-                    self.apply(events);
-                    match failure {
-                        None => {}
-                        Some(StoreError::WatchLagged { resume_revision }) => {
+                    self.apply(&events);
+                    events.clear();
+                    match end {
+                        Ok(()) => {}
+                        Err(StoreError::WatchLagged { resume_revision }) => {
                             from = resume_revision;
                             break;
                         }
-                        Some(StoreError::Compacted { .. }) => continue 'relist,
-                        Some(e) => {
+                        Err(StoreError::Compacted { .. }) => continue 'relist,
+                        Err(e) => {
                             tracing::warn!(resource = %self.plural, error = %e, "watch cache watch ended; resuming");
                             tokio::time::sleep(backoff).await;
                             break;
@@ -596,6 +587,35 @@ impl WatchCache {
             self.send_bookmarks();
         }
     }
+}
+
+/// Most store events applied under one lock of the cache state.
+const MAX_BATCH: usize = 1024;
+
+/// Waits for the next store event, then takes every event already ready
+/// (up to [`MAX_BATCH`]) into `events`, which the caller reuses: a busy
+/// cache allocates no batch buffer per wake-up. `None` when the stream
+/// ended with nothing read; else how the batch ended (an error follows the
+/// events read before it).
+async fn next_batch(
+    stream: &mut futures::stream::Fuse<ketch_core::WatchStream>,
+    events: &mut Vec<WatchEvent>,
+) -> Option<Result<(), StoreError>> {
+    std::future::poll_fn(|cx| {
+        loop {
+            if events.len() >= MAX_BATCH {
+                return Poll::Ready(Some(Ok(())));
+            }
+            match stream.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(ev))) => events.push(ev),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) if events.is_empty() => return Poll::Ready(None),
+                Poll::Pending if events.is_empty() => return Poll::Pending,
+                Poll::Ready(None) | Poll::Pending => return Poll::Ready(Some(Ok(()))),
+            }
+        }
+    })
+    .await
 }
 
 fn event_for(
@@ -803,8 +823,8 @@ mod tests {
         let mut b = cache.watch(node_filter("b"), None, false).unwrap();
         let mut unbound = cache.watch(node_filter(""), None, false).unwrap();
         assert_eq!(cache.watcher_count(), 3);
-        cache.apply(vec![put(2, "p1", None), put(3, "p2", None)]);
-        cache.apply(vec![put(4, "p1", Some("a")), put(5, "p2", Some("b"))]);
+        cache.apply(&[put(2, "p1", None), put(3, "p2", None)]);
+        cache.apply(&[put(4, "p1", Some("a")), put(5, "p2", Some("b"))]);
         assert_eq!(drain(&mut a), [("Added".to_string(), "p1".to_string())]);
         assert_eq!(drain(&mut b), [("Added".to_string(), "p2".to_string())]);
         assert_eq!(
@@ -832,7 +852,7 @@ mod tests {
         cache.reset(Vec::new(), 1);
         let mut slow = cache.watch(ObjectFilter::default(), None, false).unwrap();
         for rev in 2..=30 {
-            cache.apply(vec![put(rev, &format!("p{rev}"), None)]);
+            cache.apply(&[put(rev, &format!("p{rev}"), None)]);
         }
         // The slow watcher overflowed its 16-event buffer and is ended with
         // Expired after what it had buffered.
