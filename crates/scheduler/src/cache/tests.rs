@@ -380,3 +380,31 @@ fn node_generations_follow_every_snapshot_change() {
         NodeInfo::new(node("x")).unwrap(),
     ]));
 }
+
+#[test]
+fn node_flags_follow_node_updates_into_the_snapshot() {
+    use crate::framework::NodeFlags;
+    use ketch_core::api::{Taint, TaintEffect};
+    let cache = Cache::new();
+    cache.add_node(node("n1")).unwrap();
+    let mut snapshot = Snapshot::default();
+    cache.update_snapshot(&mut snapshot);
+    assert_eq!(snapshot.get("n1").unwrap().flags(), NodeFlags::default());
+
+    let mut cordoned = (*node("n1")).clone();
+    cordoned.spec.unschedulable = Some(true);
+    cordoned.spec.taints = vec![Taint {
+        key: "dedicated".into(),
+        value: Some("gpu".into()),
+        effect: TaintEffect::NoExecute,
+        time_added: None,
+    }];
+    cache.update_node(Arc::new(cordoned)).unwrap();
+    cache.update_snapshot(&mut snapshot);
+    let flags = snapshot.get("n1").unwrap().flags();
+    assert!(flags.unschedulable && flags.hard_taints && !flags.soft_taints);
+
+    cache.update_node(node("n1")).unwrap();
+    cache.update_snapshot(&mut snapshot);
+    assert_eq!(snapshot.get("n1").unwrap().flags(), NodeFlags::default());
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ketch_core::Quantity;
-use ketch_core::api::{Node, Pod, Protocol};
+use ketch_core::api::{Node, Pod, Protocol, TaintEffect};
 
 /// Default CPU request, in millicores, assumed for scoring a container without one.
 pub const DEFAULT_MILLI_CPU_REQUEST: i64 = 100;
@@ -280,10 +280,54 @@ pub fn next_generation() -> u64 {
     NEXT_GENERATION.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Facts about a node object that the filters and scorers of every cycle
+/// read, kept inline in [`NodeInfo`] so the common case (a schedulable node
+/// without taints) is decided without following the pointer to the node
+/// object.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ketch_core::api::{Node, NodeSpec, Taint, TaintEffect};
+/// use ketch_scheduler::framework::NodeInfo;
+/// let node = Node {
+///     spec: NodeSpec {
+///         unschedulable: Some(true),
+///         taints: vec![Taint { key: "k".into(), value: None, effect: TaintEffect::PreferNoSchedule, time_added: None }],
+///         ..Default::default()
+///     },
+///     ..Default::default()
+/// };
+/// let flags = NodeInfo::new(Arc::new(node)).unwrap().flags();
+/// assert!(flags.unschedulable && flags.soft_taints && !flags.hard_taints);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeFlags {
+    /// `spec.unschedulable` is set (the node is cordoned).
+    pub unschedulable: bool,
+    /// The node has a `NoSchedule` or `NoExecute` taint.
+    pub hard_taints: bool,
+    /// The node has a `PreferNoSchedule` taint.
+    pub soft_taints: bool,
+}
+
+impl NodeFlags {
+    /// The flags of a node object.
+    pub fn of(node: &Node) -> Self {
+        let has =
+            |effects: &[TaintEffect]| node.spec.taints.iter().any(|t| effects.contains(&t.effect));
+        Self {
+            unschedulable: node.spec.unschedulable.unwrap_or(false),
+            hard_taints: has(&[TaintEffect::NoSchedule, TaintEffect::NoExecute]),
+            soft_taints: has(&[TaintEffect::PreferNoSchedule]),
+        }
+    }
+}
+
 /// A node with the pods on it (bound or assumed) and their summed requests.
 #[derive(Clone, Debug, Default)]
 pub struct NodeInfo {
     node: Option<Arc<Node>>,
+    flags: NodeFlags,
     /// Pods on the node, bound or assumed.
     pub pods: Vec<Arc<PodInfo>>,
     /// The pods that have pod affinity or anti-affinity terms.
@@ -317,6 +361,12 @@ impl NodeInfo {
         self.node.as_ref()
     }
 
+    /// Facts about the node object read on every cycle (all false while the
+    /// node is not known).
+    pub fn flags(&self) -> NodeFlags {
+        self.flags
+    }
+
     /// The node's name (`""` if the node is not known yet).
     pub fn name(&self) -> &str {
         self.node.as_ref().map(|n| n.metadata.name()).unwrap_or("")
@@ -325,6 +375,7 @@ impl NodeInfo {
     /// Sets or replaces the node object and recomputes allocatable.
     pub fn set_node(&mut self, node: Arc<Node>) -> Result<(), ResourceError> {
         self.allocatable = Resources::from_list(&node.status.allocatable)?;
+        self.flags = NodeFlags::of(&node);
         self.node = Some(node);
         self.generation = next_generation();
         Ok(())
@@ -333,6 +384,7 @@ impl NodeInfo {
     /// Forgets the node object, keeping its pods (they may still be deleted).
     pub fn remove_node(&mut self) {
         self.node = None;
+        self.flags = NodeFlags::default();
         self.generation = next_generation();
     }
 

@@ -62,10 +62,12 @@ impl Plugin for NodeUnschedulable {
 
 impl FilterPlugin for NodeUnschedulable {
     fn filter(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
-        let Some(n) = node.node() else {
+        if node.node().is_none() {
             return Status::unresolvable(ERR_REASON_UNKNOWN_CONDITION);
-        };
-        if !n.spec.unschedulable.unwrap_or(false) {
+        }
+        // The inline flag, not the node object: this runs on every node of
+        // every cycle.
+        if !node.flags().unschedulable {
             return Status::success();
         }
         if tolerations_tolerate(&pod.pod.spec.tolerations, &self.taint) {

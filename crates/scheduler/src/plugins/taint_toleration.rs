@@ -60,6 +60,9 @@ impl FilterPlugin for TaintToleration {
         let Some(n) = node.node() else {
             return Status::error("invalid nodeInfo");
         };
+        if !node.flags().hard_taints {
+            return Status::success();
+        }
         match find_untolerated_taint(&n.spec.taints, &pod.pod.spec.tolerations, &HARD_EFFECTS) {
             None => Status::success(),
             Some(t) => Status::unresolvable(format!(
@@ -96,6 +99,9 @@ impl ScorePlugin for TaintToleration {
         let Some(n) = node.node() else {
             return Err(Status::error("invalid nodeInfo"));
         };
+        if !node.flags().soft_taints {
+            return Ok(0);
+        }
         let fallback;
         let tolerations: &[Toleration] = match state.read::<PreScoreState>() {
             Some(s) => &s.tolerations,
