@@ -36,6 +36,14 @@ impl Block {
         })
     }
 
+    /// Empties the block for reuse.
+    fn clear(&mut self) {
+        for slot in self.slots.iter_mut() {
+            slot.take();
+        }
+        self.next = OnceLock::new();
+    }
+
     /// The first revision after this block.
     pub(crate) fn end(&self) -> Revision {
         self.first + BLOCK_LEN as Revision
@@ -65,6 +73,9 @@ pub(crate) struct EventLog {
     blocks: VecDeque<Arc<Block>>,
     start: Revision,
     next: Revision,
+    /// A dropped block no watcher held, emptied for reuse: appending then
+    /// allocates (and faults in) no new memory.
+    spare: Option<Arc<Block>>,
 }
 
 impl EventLog {
@@ -74,6 +85,7 @@ impl EventLog {
             blocks: VecDeque::from([Block::new(first)]),
             start: first,
             next: first,
+            spare: None,
         }
     }
 
@@ -105,9 +117,11 @@ impl EventLog {
         slot.set(entry).map_err(|_| revision)?;
         self.next += 1;
         if self.next == tail.end() {
-            let block = Block::new(self.next);
-            // Only this store links its tail, once.
-            let _ = tail.next.set(Arc::downgrade(&block));
+            let block = self.new_block(self.next);
+            if let Some(tail) = self.blocks.back() {
+                // Only this store links its tail, once.
+                let _ = tail.next.set(Arc::downgrade(&block));
+            }
             self.blocks.push_back(block);
         }
         Ok(())
@@ -142,7 +156,26 @@ impl EventLog {
     pub(crate) fn truncate_front(&mut self, revision: Revision) {
         self.start = self.start.max(revision.min(self.next));
         while self.blocks.len() > 1 && self.blocks.front().is_some_and(|b| b.end() <= self.start) {
-            self.blocks.pop_front();
+            if let Some(mut block) = self.blocks.pop_front()
+                && let Some(unshared) = Arc::get_mut(&mut block)
+            {
+                unshared.clear();
+                self.spare = Some(block);
+            }
+        }
+    }
+
+    /// An empty block starting at `first`, reusing the spare one if any.
+    fn new_block(&mut self, first: Revision) -> Arc<Block> {
+        match self.spare.take() {
+            Some(mut block) => match Arc::get_mut(&mut block) {
+                Some(unshared) => {
+                    unshared.first = first;
+                    block
+                }
+                None => Block::new(first),
+            },
+            None => Block::new(first),
         }
     }
 }
@@ -189,6 +222,32 @@ mod tests {
     }
 
     #[test]
+    fn a_dropped_block_nobody_holds_is_reused() {
+        let mut log = EventLog::new(1);
+        let block = BLOCK_LEN as Revision;
+        for r in 1..=2 * block {
+            log.push(entry(r)).unwrap();
+        }
+        log.truncate_front(block + 1);
+        assert!(log.spare.is_some());
+        for r in 2 * block + 1..=3 * block {
+            log.push(entry(r)).unwrap();
+        }
+        assert!(log.spare.is_none(), "the spare block was reused");
+        let reused = log.block_for(3 * block + 1);
+        assert!(reused.holds(3 * block + 1));
+        assert!(
+            reused.get(3 * block + 1).is_none(),
+            "reused block starts empty"
+        );
+        log.push(entry(3 * block + 1)).unwrap();
+        assert_eq!(
+            log.get(3 * block + 1).map(LogEntry::revision),
+            Some(3 * block + 1)
+        );
+    }
+
+    #[test]
     fn truncation_drops_whole_blocks_and_breaks_their_links() {
         let mut log = EventLog::new(1);
         let first = log.block_for(1);
@@ -200,7 +259,10 @@ mod tests {
         assert!(log.get(2 * BLOCK_LEN as Revision).is_none());
         assert!(log.get(2 * BLOCK_LEN as Revision + 10).is_some());
         assert!(weak_second.upgrade().is_none(), "dropped block is freed");
-        assert!(first.next().is_none());
+        assert!(
+            log.spare.is_none(),
+            "a block still referenced is not reused"
+        );
         // The tail block for the next write always exists.
         let tail = log.block_for(3 * BLOCK_LEN as Revision + 1);
         assert!(tail.holds(3 * BLOCK_LEN as Revision + 1));

@@ -37,6 +37,9 @@ pub(crate) struct WatchHub {
     /// current epoch is still registered.
     epoch: AtomicU64,
     closed: AtomicBool,
+    /// True while `wakers` holds a waker: lets a commit without waiting
+    /// watchers skip the lock.
+    waiting: AtomicBool,
     wakers: Mutex<Wakers>,
 }
 
@@ -54,6 +57,7 @@ impl WatchHub {
             log_start: AtomicI64::new(log_start),
             epoch: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            waiting: AtomicBool::new(false),
             wakers: Mutex::default(),
         }
     }
@@ -74,11 +78,18 @@ impl WatchHub {
 
     /// Wakes every waiting watcher (after a commit, outside the store's lock).
     pub(crate) fn wake_all(&self) {
+        // A watcher sets `waiting` before it re-reads `committed`, and the
+        // committed revision is published before this load: either the
+        // watcher sees the commit or this sees the watcher.
+        if !self.waiting.load(Ordering::SeqCst) {
+            return;
+        }
         let mut wakers = {
             let mut guard = self.wakers.lock();
             if guard.waiting.is_empty() {
                 return;
             }
+            self.waiting.store(false, Ordering::SeqCst);
             self.epoch.fetch_add(1, Ordering::SeqCst);
             let Wakers { waiting, spare } = &mut *guard;
             std::mem::swap(waiting, spare);
@@ -106,6 +117,7 @@ impl WatchHub {
             return;
         }
         guard.waiting.push(waker.clone());
+        self.waiting.store(true, Ordering::SeqCst);
         *registered = Some((epoch, waker.clone()));
     }
 }
