@@ -174,8 +174,7 @@ async fn run(a: Args) {
     if a.warmup > 0.0 {
         let stop = Arc::new(AtomicBool::new(false));
         let run = tokio::spawn(drive(client.clone(), a.clients, "warm", stop.clone()));
-        tokio::time::sleep(Duration::from_secs_f64(a.warmup)).await;
-        stop.store(true, Ordering::Relaxed);
+        stop_after(Duration::from_secs_f64(a.warmup), stop);
         run.await.expect("warm-up");
     }
 
@@ -183,8 +182,7 @@ async fn run(a: Args) {
     let cpu_before = cpu_seconds();
     let started = Instant::now();
     let run = tokio::spawn(drive(client.clone(), a.clients, "p", stop.clone()));
-    tokio::time::sleep(Duration::from_secs_f64(a.seconds)).await;
-    stop.store(true, Ordering::Relaxed);
+    stop_after(Duration::from_secs_f64(a.seconds), stop);
     let mut latencies = run.await.expect("run");
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds()
@@ -220,6 +218,15 @@ async fn run(a: Args) {
         cpu_us,
         cores_rate,
     );
+}
+
+/// Sets `stop` after `duration`, from a thread of its own: in-process
+/// creates may never yield to the runtime, whose timers would then not fire.
+fn stop_after(duration: Duration, stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::Relaxed);
+    });
 }
 
 /// CPU time (user + system, all threads) this process has used, from

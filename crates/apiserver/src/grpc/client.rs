@@ -19,6 +19,7 @@ use tonic::{Request, Status};
 use tonic_prost::ProstCodec;
 
 use super::GrpcError;
+use super::coalesce::CoalescingConnector;
 use super::convert::{
     decode_event, decode_object, delete_request, encode_object, error_from_status, list_request,
     required, watch_request,
@@ -194,7 +195,7 @@ impl RemoteClientBuilder {
     pub fn connect_lazy(self) -> Result<RemoteClient, GrpcError> {
         let endpoint = self.endpoint()?;
         let channels = (0..self.connections)
-            .map(|_| endpoint.connect_lazy())
+            .map(|_| endpoint.connect_with_connector_lazy(CoalescingConnector))
             .collect();
         self.finish(channels)
     }
@@ -205,7 +206,12 @@ impl RemoteClientBuilder {
         let endpoint = self.endpoint()?;
         let mut channels = Vec::with_capacity(self.connections);
         for _ in 0..self.connections {
-            channels.push(endpoint.connect().await.map_err(GrpcError::Transport)?);
+            channels.push(
+                endpoint
+                    .connect_with_connector(CoalescingConnector)
+                    .await
+                    .map_err(GrpcError::Transport)?,
+            );
         }
         self.finish(channels)
     }

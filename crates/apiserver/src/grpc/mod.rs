@@ -31,6 +31,7 @@
 //! ```
 
 mod client;
+mod coalesce;
 mod convert;
 pub mod proto;
 mod server;

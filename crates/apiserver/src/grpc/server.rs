@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 use tonic_prost::ProstCodec;
 
 use super::GrpcError;
+use super::coalesce::CoalescingIo;
 use super::convert::{
     delete_params, encode_event, encode_object, list_params, required, status_from_error,
     watch_params,
@@ -526,10 +527,7 @@ impl GrpcServer {
     ) -> Result<(), GrpcError> {
         self.builder()
             .add_service(self)
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                shutdown,
-            )
+            .serve_with_incoming_shutdown(coalescing_incoming(listener), shutdown)
             .await
             .map_err(GrpcError::Transport)
     }
@@ -549,10 +547,7 @@ impl GrpcServer {
             .tls_config(config)
             .map_err(GrpcError::Transport)?
             .add_service(self)
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                shutdown,
-            )
+            .serve_with_incoming_shutdown(coalescing_incoming(listener), shutdown)
             .await
             .map_err(GrpcError::Transport)
     }
@@ -565,6 +560,16 @@ impl GrpcServer {
             .initial_stream_window_size(Some(WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))
     }
+}
+
+/// The accepted connections of `listener`, without Nagle's delay and with
+/// their writes coalesced.
+fn coalescing_incoming(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<CoalescingIo<tokio::net::TcpStream>>> {
+    tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .map(|accepted| accepted.map(CoalescingIo::new))
 }
 
 impl NamedService for GrpcServer {
