@@ -260,6 +260,24 @@ impl Inner {
         self.decode_kv(kind, &kv)
     }
 
+    /// The object a read-modify-write attempt starts from: the watch cache on
+    /// the first attempt, the store itself after a conflict, since the cache
+    /// may still trail the write that caused it.
+    async fn attempt_base(
+        &self,
+        kind: &RegisteredKind,
+        key: &str,
+        name: &str,
+        want: Option<Revision>,
+        attempt: usize,
+    ) -> Result<ArcObject, ApiError> {
+        if attempt == 0 || want.is_some() {
+            self.current(kind, key, name, want).await
+        } else {
+            self.read_store(kind, key, name).await
+        }
+    }
+
     /// The object as the store has it now, bypassing the watch cache.
     async fn read_store(
         &self,
@@ -739,8 +757,8 @@ impl Inner {
             Some(rv) => Some(parse_rv(rv)?),
         };
         let mut original = Some(obj);
-        for _ in 0..MAX_RETRIES {
-            let base = self.current(&kind, &key, &name, want).await?;
+        for attempt in 0..MAX_RETRIES {
+            let base = self.attempt_base(&kind, &key, &name, want, attempt).await?;
             let mut new = match want {
                 Some(_) => original.take(),
                 None => original.as_ref().map(|o| o.clone_boxed()),
@@ -800,8 +818,8 @@ impl Inner {
             }
         };
         let key = kind.key(ns, name);
-        for _ in 0..MAX_RETRIES {
-            let base = self.current(&kind, &key, name, want).await?;
+        for attempt in 0..MAX_RETRIES {
+            let base = self.attempt_base(&kind, &key, name, want, attempt).await?;
             let mut value = base
                 .to_value()
                 .map_err(|e| ApiError::Internal(format!("encoding {key}: {e}")))?;
@@ -860,12 +878,7 @@ impl Inner {
         }
         let key = kind.key(ns, name);
         for attempt in 0..MAX_RETRIES {
-            // After a conflict the cache may still trail the store: re-read the store.
-            let base = if attempt == 0 {
-                self.current(&kind, &key, name, None).await?
-            } else {
-                self.read_store(&kind, &key, name).await?
-            };
+            let base = self.attempt_base(&kind, &key, name, None, attempt).await?;
             let meta = base.metadata();
             if let Some(uid) = &params.precondition_uid
                 && meta.uid.as_deref() != Some(uid.as_str())
@@ -993,8 +1006,10 @@ impl Inner {
             )));
         }
         let key = kind.key(Some(namespace), pod_name);
-        for _ in 0..MAX_RETRIES {
-            let base = self.current(&kind, &key, pod_name, None).await?;
+        for attempt in 0..MAX_RETRIES {
+            let base = self
+                .attempt_base(&kind, &key, pod_name, None, attempt)
+                .await?;
             let pod = base
                 .downcast_ref::<Pod>()
                 .ok_or_else(|| ApiError::Internal(format!("{key} is not a Pod")))?;
