@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
+use crate::framework::{NodeInfo, Snapshot};
+
 /// A fast, non-cryptographic hasher for label values and small keys (the
 /// keys come from the cluster's own objects, and a lookup runs per node in
 /// Filter and Score, where SipHash would dominate).
@@ -137,6 +139,59 @@ pub(crate) fn changed_positions<'a>(
             let start = r * RUN;
             (start..start + run.len()).filter(move |&i| counted.get(i) != Some(&current[i]))
         })
+}
+
+/// One contribution per node position, kept across cycles and recounted
+/// only where a node's generation moved (or a node was added or removed).
+///
+/// `contribute` works out what a node adds to its owner's counts and
+/// `apply` adds (`sign` 1) or takes back (`sign` -1) such a contribution.
+#[derive(Debug)]
+pub(crate) struct NodeLedger<C> {
+    generations: Vec<u64>,
+    contributions: Vec<C>,
+}
+
+impl<C> Default for NodeLedger<C> {
+    fn default() -> Self {
+        Self {
+            generations: Vec::new(),
+            contributions: Vec::new(),
+        }
+    }
+}
+
+impl<C> NodeLedger<C> {
+    /// Brings `owner`'s counts up to date with `snapshot`.
+    pub(crate) fn refresh<S>(
+        &mut self,
+        owner: &mut S,
+        snapshot: &Snapshot,
+        mut contribute: impl FnMut(&mut S, &NodeInfo) -> C,
+        mut apply: impl FnMut(&mut S, &C, i64),
+    ) {
+        let generations = snapshot.node_generations();
+        let nodes = snapshot.nodes();
+        while self.generations.len() > generations.len() {
+            self.generations.pop();
+            if let Some(old) = self.contributions.pop() {
+                apply(owner, &old, -1);
+            }
+        }
+        let changed: Vec<usize> = changed_positions(&self.generations, generations).collect();
+        for i in changed {
+            let contribution = contribute(owner, &nodes[i]);
+            apply(owner, &contribution, 1);
+            if i < self.generations.len() {
+                self.generations[i] = generations[i];
+                let old = std::mem::replace(&mut self.contributions[i], contribution);
+                apply(owner, &old, -1);
+            } else {
+                self.generations.push(generations[i]);
+                self.contributions.push(contribution);
+            }
+        }
+    }
 }
 
 const CHUNK: usize = 256;

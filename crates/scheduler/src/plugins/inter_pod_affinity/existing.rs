@@ -16,7 +16,7 @@ use smallvec::SmallVec;
 
 use super::{AffinityTerm, ByAddress, PodTerms, TermCache};
 use crate::framework::{NodeInfo, Snapshot};
-use crate::plugins::domains::{DomainCounts, Topologies, changed_positions};
+use crate::plugins::domains::{DomainCounts, NodeLedger, Topologies};
 
 /// What a term of an existing pod does to an incoming pod it matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,8 +104,7 @@ pub(super) struct ExistingIndex {
     groups: Vec<Option<Group>>,
     free: Vec<u32>,
     by_terms: ByAddress<u32>,
-    generations: Vec<u64>,
-    contributions: Vec<NodeContribution>,
+    ledger: NodeLedger<NodeContribution>,
 }
 
 impl ExistingIndex {
@@ -117,28 +116,14 @@ impl ExistingIndex {
         cache: &mut TermCache,
         topologies: &mut Topologies,
     ) {
-        let generations = snapshot.node_generations();
-        let nodes = snapshot.nodes();
-        while self.generations.len() > generations.len() {
-            self.generations.pop();
-            if let Some(old) = self.contributions.pop() {
-                self.apply(&old, -1);
-            }
-        }
-        let changed: Vec<usize> = changed_positions(&self.generations, generations).collect();
-        for i in changed {
-            let generation = generations[i];
-            let contribution = self.contribution(&nodes[i], cache, topologies);
-            self.apply(&contribution, 1);
-            if i < self.generations.len() {
-                self.generations[i] = generation;
-                let old = std::mem::replace(&mut self.contributions[i], contribution);
-                self.apply(&old, -1);
-            } else {
-                self.generations.push(generation);
-                self.contributions.push(contribution);
-            }
-        }
+        let mut ledger = std::mem::take(&mut self.ledger);
+        ledger.refresh(
+            self,
+            snapshot,
+            |index, info| index.contribution(info, cache, topologies),
+            |index, contribution, sign| index.apply(contribution, sign),
+        );
+        self.ledger = ledger;
     }
 
     fn group_of(&mut self, terms: Arc<PodTerms>, topologies: &mut Topologies) -> u32 {

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use self::existing::ExistingIndex;
-use super::domains::{DomainCounts, DomainIndex, Topologies, changed_positions, intern_shared};
+use super::domains::{DomainCounts, DomainIndex, NodeLedger, Topologies, intern_shared};
 use super::helper::CompiledLabelSelector;
 use crate::framework::{
     ActionType, ClusterEvent, CycleState, EventResource, FilterPlugin, MAX_NODE_SCORE, NodeInfo,
@@ -316,8 +316,7 @@ struct TermCounter {
     counts: Vec<DomainCounts>,
     /// Per term: matching pods over all domains.
     totals: Vec<i64>,
-    generations: Vec<u64>,
-    contributions: Vec<TermContribution>,
+    ledger: NodeLedger<TermContribution>,
     last_used: u64,
 }
 
@@ -382,28 +381,14 @@ impl TermCounter {
     }
 
     fn refresh(&mut self, snapshot: &Snapshot, terms: &PodTerms, topologies: &mut Topologies) {
-        let generations = snapshot.node_generations();
-        let nodes = snapshot.nodes();
-        while self.generations.len() > generations.len() {
-            self.generations.pop();
-            if let Some(old) = self.contributions.pop() {
-                self.apply(&old, -1);
-            }
-        }
-        let changed: Vec<usize> = changed_positions(&self.generations, generations).collect();
-        for i in changed {
-            let generation = generations[i];
-            let contribution = self.contribution(&nodes[i], terms, topologies);
-            self.apply(&contribution, 1);
-            if i < self.generations.len() {
-                self.generations[i] = generation;
-                let old = std::mem::replace(&mut self.contributions[i], contribution);
-                self.apply(&old, -1);
-            } else {
-                self.generations.push(generation);
-                self.contributions.push(contribution);
-            }
-        }
+        let mut ledger = std::mem::take(&mut self.ledger);
+        ledger.refresh(
+            self,
+            snapshot,
+            |counter, info| counter.contribution(info, terms, topologies),
+            |counter, contribution, sign| counter.apply(contribution, sign),
+        );
+        self.ledger = ledger;
     }
 }
 
