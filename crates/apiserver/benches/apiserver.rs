@@ -11,9 +11,12 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
 use ketch_apiserver::ApiServer;
-use ketch_core::api::{Container, Pod, PodPhase, PodSpec, ResourceRequirements};
-use ketch_core::{Client, ObjectEvent, ObjectMeta, Quantity, Store, WatchParams};
+use ketch_core::api::{Pod, PodPhase};
+use ketch_core::{Client, ObjectEvent, Store, WatchParams};
 use ketch_store::MemoryStore;
+
+mod support;
+use support::{bench_pod as pod, process_cpu_time};
 
 /// Concurrent callers driving the server.
 const CALLERS: usize = 16;
@@ -36,48 +39,11 @@ async fn server() -> ApiServer {
         .expect("server")
 }
 
-fn pod(name: String) -> Pod {
-    Pod {
-        metadata: ObjectMeta::named("default", &name).with_label("app", "bench"),
-        spec: PodSpec {
-            containers: vec![Container {
-                name: "app".into(),
-                image: Some("registry.k8s.io/pause:3.10".into()),
-                resources: Some(ResourceRequirements {
-                    requests: [
-                        ("cpu".to_string(), Quantity::from("100m")),
-                        ("memory".to_string(), Quantity::from("500Mi")),
-                    ]
-                    .into(),
-                    ..Default::default()
-                }),
-                ..Container::default()
-            }],
-            ..PodSpec::default()
-        },
-        ..Pod::default()
-    }
-}
-
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
-/// CPU time (user + system) this process has used, from `/proc/self/stat`;
-/// zero where that file does not exist.
+/// CPU time this process has used; zero where it cannot be read.
 fn cpu_time() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return Duration::ZERO;
-    };
-    // Fields after the command name (which may contain spaces).
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    process_cpu_time().unwrap_or_default()
 }
 
 /// Prints the CPU cost per operation of a measured phase: with the machine

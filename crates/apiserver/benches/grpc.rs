@@ -24,12 +24,14 @@ use ketch_apiserver::ApiServer;
 use ketch_apiserver::auth::{TokenFileAuthenticator, UserInfo};
 use ketch_apiserver::grpc::ClientProvider;
 use ketch_apiserver::grpc::{GrpcServer, RemoteClient};
-use ketch_core::api::{Container, Pod, PodSpec, ResourceRequirements};
 use ketch_core::{
     ApiError, ArcObject, Client, DeleteOutcome, DeleteParams, ListParams, Object,
-    ObjectEventStream, ObjectList, ObjectMeta, Quantity, Scheme, Store, WatchParams,
+    ObjectEventStream, ObjectList, Scheme, Store, WatchParams,
 };
 use ketch_store::MemoryStore;
+
+mod support;
+use support::{bench_pod as pod, process_cpu_time};
 
 const TOKEN: &str = "bench-token";
 
@@ -78,29 +80,6 @@ fn args() -> Args {
         i += 2;
     }
     a
-}
-
-fn pod(name: String) -> Pod {
-    Pod {
-        metadata: ObjectMeta::named("default", &name).with_label("app", "bench"),
-        spec: PodSpec {
-            containers: vec![Container {
-                name: "app".into(),
-                image: Some("registry.k8s.io/pause:3.10".into()),
-                resources: Some(ResourceRequirements {
-                    requests: [
-                        ("cpu".to_string(), Quantity::from("100m")),
-                        ("memory".to_string(), Quantity::from("500Mi")),
-                    ]
-                    .into(),
-                    ..Default::default()
-                }),
-                ..Container::default()
-            }],
-            ..PodSpec::default()
-        },
-        ..Pod::default()
-    }
 }
 
 /// Runs `clients` callers until `stop`; returns each caller's latencies.
@@ -229,17 +208,9 @@ fn stop_after(duration: Duration, stop: Arc<AtomicBool>) {
     });
 }
 
-/// CPU time (user + system, all threads) this process has used, from
-/// `/proc/self/stat` (Linux, 100 ticks per second); `None` elsewhere.
+/// CPU seconds this process has used; `None` where they cannot be read.
 fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are the
-    // 14th and 15th fields of the whole line.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
+    process_cpu_time().map(|d| d.as_secs_f64())
 }
 
 /// Answers creates at once (a resource version and nothing else), to
