@@ -317,19 +317,29 @@ impl Cache {
         });
     }
 
-    /// Counts an assumed pod on its node at once. `pod.pod.spec.node_name`
-    /// must be set (the assumed copy).
-    pub fn assume_pod(&self, pod: Arc<PodInfo>) -> Result<(), CacheError> {
+    /// The node an assumed pod names, and the cache locked with the pod
+    /// known to be absent from it.
+    fn lock_to_assume(
+        &self,
+        pod: &PodInfo,
+    ) -> Result<(String, parking_lot::MutexGuard<'_, Inner>), CacheError> {
         let node = pod
             .pod
             .spec
             .node_name
             .clone()
             .ok_or_else(|| CacheError::NotAssigned(pod.key.clone()))?;
-        let mut inner = self.inner.lock();
+        let inner = self.inner.lock();
         if inner.pods.contains_key(&pod.key) {
             return Err(CacheError::AlreadyPresent(pod.key.clone()));
         }
+        Ok((node, inner))
+    }
+
+    /// Counts an assumed pod on its node at once. `pod.pod.spec.node_name`
+    /// must be set (the assumed copy).
+    pub fn assume_pod(&self, pod: Arc<PodInfo>) -> Result<(), CacheError> {
+        let (node, mut inner) = self.lock_to_assume(&pod)?;
         inner.add_pod_info(pod, &node, true, None);
         Ok(())
     }
@@ -344,16 +354,7 @@ impl Cache {
         pod: Arc<PodInfo>,
         snapshot: &mut Snapshot,
     ) -> Result<(), CacheError> {
-        let node = pod
-            .pod
-            .spec
-            .node_name
-            .clone()
-            .ok_or_else(|| CacheError::NotAssigned(pod.key.clone()))?;
-        let mut inner = self.inner.lock();
-        if inner.pods.contains_key(&pod.key) {
-            return Err(CacheError::AlreadyPresent(pod.key.clone()));
-        }
+        let (node, mut inner) = self.lock_to_assume(&pod)?;
         let slot = snapshot.index.get(&node).copied();
         if let Some(i) = slot {
             snapshot.nodes[i] = inner.placeholder.clone();
