@@ -363,7 +363,7 @@ impl WatchCache {
     }
 
     /// Applies a batch of store events in order.
-    fn apply(&self, events: &[WatchEvent]) {
+    fn apply(&self, events: &[Arc<WatchEvent>]) {
         if events.is_empty() {
             return;
         }
@@ -376,7 +376,7 @@ impl WatchCache {
             for ev in events {
                 let rev = ev.revision();
                 recent.applied = recent.applied.max(rev);
-                match ev {
+                match &**ev {
                     WatchEvent::Put { kv, .. } => {
                         let taken = match recent.objects.get(&kv.key) {
                             Some((r, _)) if *r == rev => {
@@ -400,7 +400,7 @@ impl WatchCache {
             }
         }
         for (slot, ev) in decoded.iter_mut().zip(events) {
-            if let (None, WatchEvent::Put { kv, .. }) = (&slot.2, ev) {
+            if let (None, WatchEvent::Put { kv, .. }) = (&slot.2, &**ev) {
                 slot.2 = self.decode(kv);
             }
         }
@@ -599,7 +599,7 @@ const MAX_BATCH: usize = 1024;
 /// events read before it).
 async fn next_batch(
     stream: &mut futures::stream::Fuse<ketch_core::WatchStream>,
-    events: &mut Vec<WatchEvent>,
+    events: &mut Vec<Arc<WatchEvent>>,
 ) -> Option<Result<(), StoreError>> {
     std::future::poll_fn(|cx| {
         loop {
@@ -769,13 +769,13 @@ mod tests {
         )
     }
 
-    fn put(rev: Revision, name: &str, node: Option<&str>) -> WatchEvent {
+    fn put(rev: Revision, name: &str, node: Option<&str>) -> Arc<WatchEvent> {
         let mut pod = Pod {
             metadata: ObjectMeta::named("default", name),
             ..Pod::default()
         };
         pod.spec.node_name = node.map(str::to_string);
-        WatchEvent::Put {
+        Arc::new(WatchEvent::Put {
             kv: KeyValue {
                 key: format!("/registry/pods/default/{name}"),
                 value: Bytes::from(Object::to_json(&pod).expect("encodes")),
@@ -784,7 +784,7 @@ mod tests {
                 version: 1,
             },
             prev: None,
-        }
+        })
     }
 
     fn node_filter(node: &str) -> ObjectFilter {

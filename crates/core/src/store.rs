@@ -7,6 +7,7 @@
 //! order, with no gaps and no duplicates.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -103,7 +104,32 @@ impl WatchEvent {
 }
 
 /// A stream of watch events; it ends with an error when the watch cannot go on.
-pub type WatchStream = BoxStream<'static, Result<WatchEvent, StoreError>>;
+///
+/// Events are shared: every watcher that receives a change gets the same
+/// [`Arc`], so fanning one write out to a thousand watchers copies no key or
+/// value. Read an event through the `Arc`, or take it with
+/// [`Arc::unwrap_or_clone`] when an owned one is needed.
+///
+/// ```
+/// use std::sync::Arc;
+/// use futures::{StreamExt, stream};
+/// use ketch_core::store::{KeyValue, WatchEvent, WatchStream};
+///
+/// # futures::executor::block_on(async {
+/// let kv = KeyValue {
+///     key: "/registry/pods/default/web".into(),
+///     value: "{}".into(),
+///     create_revision: 7,
+///     mod_revision: 7,
+///     version: 1,
+/// };
+/// let mut events: WatchStream =
+///     stream::iter([Ok(Arc::new(WatchEvent::Put { kv, prev: None }))]).boxed();
+/// let event = events.next().await.unwrap().unwrap();
+/// assert_eq!((event.key(), event.revision()), ("/registry/pods/default/web", 7));
+/// # });
+/// ```
+pub type WatchStream = BoxStream<'static, Result<Arc<WatchEvent>, StoreError>>;
 
 /// Errors of a [`Store`]. [`StoreError::is_retryable`] tells which a caller
 /// should retry.

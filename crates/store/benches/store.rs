@@ -303,7 +303,7 @@ async fn receive_ready(
             match stream.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(ev))) => {
                     let now = *now.get_or_insert_with(now_ns);
-                    let bucket = match &ev {
+                    let bucket = match &*ev {
                         ketch_core::WatchEvent::Put { kv, .. } => {
                             let ns = now.saturating_sub(stamp_ns(&kv.value));
                             Some(((ns / BUCKET_NS) as usize).min(BUCKETS - 1))

@@ -301,7 +301,7 @@ async fn next_event(c: &Ctx, w: &mut WatchStream) -> Result<WatchEvent, String> 
         Err(_) => Err(format!("no watch event within {:?}", c.timeout)),
         Ok(None) => Err("watch stream ended unexpectedly".into()),
         Ok(Some(Err(e))) => Err(format!("watch stream failed: {e:?}")),
-        Ok(Some(Ok(ev))) => Ok(ev),
+        Ok(Some(Ok(ev))) => Ok(Arc::unwrap_or_clone(ev)),
     }
 }
 

@@ -25,11 +25,12 @@ fn b(s: &str) -> Bytes {
 }
 
 async fn next_event(stream: &mut WatchStream) -> WatchEvent {
-    tokio::time::timeout(Duration::from_secs(10), stream.next())
+    let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
         .await
         .expect("an event within 10 s")
         .expect("the stream goes on")
-        .expect("an event, not an error")
+        .expect("an event, not an error");
+    std::sync::Arc::unwrap_or_clone(event)
 }
 
 #[tokio::test]

@@ -256,7 +256,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut got = Vec::new();
     while got.len() < all.len() {
         match tokio::time::timeout(std::time::Duration::from_secs(5), watch.next()).await {
-            Ok(Some(Ok(ev))) => got.push(ev),
+            Ok(Some(Ok(ev))) => got.push(std::sync::Arc::unwrap_or_clone(ev)),
             Ok(Some(Err(StoreError::WatchLagged { resume_revision }))) => {
                 prop_assert!(resume_revision < model.compacted);
                 prop_assert_eq!(&got[..], &all[..got.len()]);
@@ -276,6 +276,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
     for (i, want) in wanted(from).into_iter().enumerate() {
         let ev = tokio::time::timeout(std::time::Duration::from_secs(5), watch.next()).await;
+        let ev = ev.map(|ev| ev.map(|ev| ev.map(std::sync::Arc::unwrap_or_clone)));
         prop_assert_eq!(ev, Ok(Some(Ok(want))), "event {} from {}", i, from);
     }
     Ok(())

@@ -9,6 +9,7 @@
 //! and ends with `Compacted` when the revision it needs is gone.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::WatchOptions;
@@ -29,7 +30,7 @@ struct Watch {
     /// The first revision not delivered yet.
     next_revision: Revision,
     stream: Option<etcd_client::WatchStream>,
-    pending: VecDeque<WatchEvent>,
+    pending: VecDeque<Arc<WatchEvent>>,
     /// Since when (re)subscribing has been failing, if it is.
     failing_since: Option<Instant>,
     last_failure: String,
@@ -107,7 +108,7 @@ impl Watch {
     }
 
     /// The next item of the stream, `None` once it has ended.
-    async fn next(&mut self) -> Option<Result<WatchEvent, StoreError>> {
+    async fn next(&mut self) -> Option<Result<Arc<WatchEvent>, StoreError>> {
         if self.done {
             return None;
         }
@@ -195,7 +196,7 @@ impl Watch {
                     prev,
                 }
             };
-            self.pending.push_back(event);
+            self.pending.push_back(Arc::new(event));
         }
         if let Some(last) = self.pending.back() {
             self.next_revision = last.revision() + 1;

@@ -186,16 +186,16 @@ mod tests {
     use crate::memory::state::Rec;
 
     fn entry(revision: Revision) -> LogEntry {
-        LogEntry {
-            key: Arc::from("/k"),
-            rec: Rec {
+        LogEntry::new(
+            Arc::from("/k"),
+            Rec {
                 value: Some(bytes::Bytes::from_static(b"v")),
                 create_revision: 1,
                 mod_revision: revision,
                 version: revision,
             },
-            prev: None,
-        }
+            None,
+        )
     }
 
     #[test]

@@ -860,7 +860,8 @@ mod tests {
         let store = MemoryStore::new();
         let mut w = store.watch("/", 0).await.unwrap();
         store.create("/a", b("1")).await.unwrap();
-        assert!(matches!(w.next().await, Some(Ok(WatchEvent::Put { .. }))));
+        let event = w.next().await.unwrap().unwrap();
+        assert!(matches!(*event, WatchEvent::Put { .. }));
         drop(store);
         assert!(matches!(
             w.next().await,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use ketch_core::{KeyValue, ListOptions, ListPage, Revision, StoreError, WatchEvent};
@@ -45,25 +45,42 @@ pub(crate) struct LogEntry {
     pub(crate) rec: Rec,
     /// The version before this write, if the key was live.
     pub(crate) prev: Option<Rec>,
+    /// The watch event, built by the first watcher that reads the entry and
+    /// then shared by all of them.
+    event: OnceLock<Option<Arc<WatchEvent>>>,
 }
 
 impl LogEntry {
+    pub(crate) fn new(key: Arc<str>, rec: Rec, prev: Option<Rec>) -> Self {
+        LogEntry {
+            key,
+            rec,
+            prev,
+            event: OnceLock::new(),
+        }
+    }
+
     pub(crate) fn revision(&self) -> Revision {
         self.rec.mod_revision
     }
 
-    /// The watch event for this entry; `None` only for a malformed entry
-    /// (a delete without a previous value), which the state never creates.
-    /// The values are shared with the log, not copied.
-    pub(crate) fn to_event(&self) -> Option<WatchEvent> {
-        let prev = self.prev.as_ref().and_then(|p| p.to_kv(&self.key));
-        match self.rec.to_kv(&self.key) {
-            Some(kv) => Some(WatchEvent::Put { kv, prev }),
-            None => prev.map(|prev| WatchEvent::Delete {
-                prev,
-                revision: self.rec.mod_revision,
-            }),
-        }
+    /// The watch event for this entry, the same `Arc` for every watcher;
+    /// `None` only for a malformed entry (a delete without a previous
+    /// value), which the state never creates.
+    pub(crate) fn event(&self) -> Option<Arc<WatchEvent>> {
+        self.event
+            .get_or_init(|| {
+                let prev = self.prev.as_ref().and_then(|p| p.to_kv(&self.key));
+                let event = match self.rec.to_kv(&self.key) {
+                    Some(kv) => WatchEvent::Put { kv, prev },
+                    None => WatchEvent::Delete {
+                        prev: prev?,
+                        revision: self.rec.mod_revision,
+                    },
+                };
+                Some(Arc::new(event))
+            })
+            .clone()
     }
 }
 
@@ -276,11 +293,7 @@ impl State {
         };
         let key_arc = history.key.clone();
         history.recs.push(rec.clone());
-        self.append_log(LogEntry {
-            key: key_arc,
-            rec,
-            prev,
-        });
+        self.append_log(LogEntry::new(key_arc, rec, prev));
         Ok(kv)
     }
 
@@ -300,11 +313,7 @@ impl State {
         };
         history.recs.push(tomb.clone());
         let key_arc = history.key.clone();
-        self.append_log(LogEntry {
-            key: key_arc,
-            rec: tomb,
-            prev: Some(prev),
-        });
+        self.append_log(LogEntry::new(key_arc, tomb, Some(prev)));
         Some((kv, revision))
     }
 

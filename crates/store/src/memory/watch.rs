@@ -125,7 +125,7 @@ impl WatchHub {
 /// One step of a watcher along the log.
 enum Step {
     /// The next event under the prefix.
-    Event(WatchEvent),
+    Event(Arc<WatchEvent>),
     /// An entry of another prefix.
     Skipped,
     /// Nothing committed after the cursor.
@@ -193,7 +193,7 @@ impl Watcher {
         if !entry.key.starts_with(self.prefix.as_str()) {
             return Step::Skipped;
         }
-        match entry.to_event() {
+        match entry.event() {
             Some(event) => Step::Event(event),
             None => Step::Skipped,
         }
@@ -214,14 +214,14 @@ impl Watcher {
             || self.hub.closed.load(Ordering::SeqCst)
     }
 
-    fn end(&mut self, error: StoreError) -> Poll<Option<Result<WatchEvent, StoreError>>> {
+    fn end(&mut self, error: StoreError) -> Poll<Option<Result<Arc<WatchEvent>, StoreError>>> {
         self.done = true;
         Poll::Ready(Some(Err(error)))
     }
 }
 
 impl Stream for Watcher {
-    type Item = Result<WatchEvent, StoreError>;
+    type Item = Result<Arc<WatchEvent>, StoreError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
