@@ -90,7 +90,10 @@ pub struct SchedulerHandle {
 
 impl SchedulerHandle {
     /// The scheduler's attempt counters (`scheduler_schedule_attempts` and
-    /// `scheduler_preemption_attempts`), one `result=count` pair each.
+    /// `scheduler_preemption_attempts`), one `result=count` pair each, and
+    /// the seconds the loop spent in scheduling cycles by result
+    /// (`cycle_seconds_<result>=`), which tells whether the loop itself
+    /// limits the throughput.
     pub fn attempts(&self) -> String {
         let text = self.scheduler.metrics();
         let mut counts = Vec::new();
@@ -98,9 +101,13 @@ impl SchedulerHandle {
             let label = if let Some(rest) =
                 line.strip_prefix("scheduler_schedule_attempts_total{result=\"")
             {
-                rest.split('"').next().unwrap_or(rest)
+                rest.split('"').next().unwrap_or(rest).to_string()
             } else if line.starts_with("scheduler_preemption_attempts_total") {
-                "preemption"
+                "preemption".to_string()
+            } else if let Some(rest) =
+                line.strip_prefix("scheduler_scheduling_attempt_duration_seconds_sum{result=\"")
+            {
+                format!("cycle_seconds_{}", rest.split('"').next().unwrap_or(rest))
             } else {
                 continue;
             };
