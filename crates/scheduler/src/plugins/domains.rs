@@ -76,37 +76,59 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// Dense ids for the values of one topology key. Ids are only ever added,
 /// so counts indexed by them stay valid while values are added.
+///
+/// The values sit in a shared frozen map plus a few recent ones: a cycle's
+/// state keeps reading the index while the plugin adds values, and copying
+/// the index to add one then copies only the recent values. They are folded
+/// into a fresh frozen map once [`RECENT_VALUES`] of them gather, so a
+/// workload that adds one value per cycle copies the whole map once per
+/// [`RECENT_VALUES`] cycles, not every cycle.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct DomainIndex {
-    ids: FastMap<String, u32>,
+    frozen: Arc<FastMap<Arc<str>, u32>>,
+    recent: FastMap<Arc<str>, u32>,
 }
+
+/// Values a [`DomainIndex`] adds before it folds them into its frozen map.
+const RECENT_VALUES: usize = 32;
 
 impl DomainIndex {
     /// The id of `value`, if it was ever seen.
     pub(crate) fn get(&self, value: &str) -> Option<u32> {
-        self.ids.get(value).copied()
+        match self.frozen.get(value) {
+            Some(&d) => Some(d),
+            None if self.recent.is_empty() => None,
+            None => self.recent.get(value).copied(),
+        }
     }
 
     /// The id of `value`, assigning the next one if it is new.
     pub(crate) fn intern(&mut self, value: &str) -> u32 {
-        if let Some(&d) = self.ids.get(value) {
+        if let Some(d) = self.get(value) {
             return d;
         }
-        let d = self.ids.len() as u32;
-        self.ids.insert(value.to_string(), d);
+        let d = (self.frozen.len() + self.recent.len()) as u32;
+        self.recent.insert(Arc::from(value), d);
+        if self.recent.len() >= RECENT_VALUES {
+            let recent = std::mem::take(&mut self.recent);
+            Arc::make_mut(&mut self.frozen).extend(recent);
+        }
         d
     }
 
     /// How many ids are assigned.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.ids.len()
+        self.frozen.len() + self.recent.len()
     }
 
     /// Every value with its id (for tests comparing with a recount).
     #[cfg(test)]
     pub(crate) fn ids_for_test(&self) -> impl Iterator<Item = (&str, u32)> {
-        self.ids.iter().map(|(v, d)| (v.as_str(), *d))
+        self.frozen
+            .iter()
+            .chain(self.recent.iter())
+            .map(|(v, d)| (&**v, *d))
     }
 }
 
@@ -318,6 +340,30 @@ mod tests {
         );
         assert_eq!(t.index(zone).get("b"), Some(1));
         assert_eq!(t.key(zone), "zone");
+    }
+
+    #[test]
+    fn index_held_by_a_reader_keeps_its_ids_while_values_are_added() {
+        let mut index = Arc::new(DomainIndex::default());
+        let mut held = Vec::new();
+        for i in 0..(3 * RECENT_VALUES + 5) {
+            held.push(index.clone());
+            assert_eq!(intern_shared(&mut index, &format!("node-{i}")), i as u32);
+        }
+        assert_eq!(index.len(), 3 * RECENT_VALUES + 5);
+        for i in 0..(3 * RECENT_VALUES + 5) {
+            assert_eq!(index.get(&format!("node-{i}")), Some(i as u32));
+            // The copy taken before value i was added knows every value
+            // before it and nothing from i on.
+            assert_eq!(held[i].len(), i);
+            assert_eq!(held[i].get(&format!("node-{i}")), None);
+            if i > 0 {
+                assert_eq!(held[i].get(&format!("node-{}", i - 1)), Some(i as u32 - 1));
+            }
+        }
+        let mut ids: Vec<u32> = index.ids_for_test().map(|(_, d)| d).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (0..(3 * RECENT_VALUES + 5) as u32).collect::<Vec<_>>());
     }
 
     #[test]
