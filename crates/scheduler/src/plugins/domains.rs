@@ -351,14 +351,14 @@ mod tests {
             assert_eq!(intern_shared(&mut index, &format!("node-{i}")), i as u32);
         }
         assert_eq!(index.len(), 3 * RECENT_VALUES + 5);
-        for i in 0..(3 * RECENT_VALUES + 5) {
+        for (i, copy) in held.iter().enumerate() {
             assert_eq!(index.get(&format!("node-{i}")), Some(i as u32));
             // The copy taken before value i was added knows every value
             // before it and nothing from i on.
-            assert_eq!(held[i].len(), i);
-            assert_eq!(held[i].get(&format!("node-{i}")), None);
+            assert_eq!(copy.len(), i);
+            assert_eq!(copy.get(&format!("node-{i}")), None);
             if i > 0 {
-                assert_eq!(held[i].get(&format!("node-{}", i - 1)), Some(i as u32 - 1));
+                assert_eq!(copy.get(&format!("node-{}", i - 1)), Some(i as u32 - 1));
             }
         }
         let mut ids: Vec<u32> = index.ids_for_test().map(|(_, d)| d).collect();
