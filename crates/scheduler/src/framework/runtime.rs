@@ -412,9 +412,16 @@ impl Candidates<'_> {
             Candidates::Only(v) => v.len(),
         }
     }
+    /// `start` and `pos` are below [`Candidates::len`], so one subtraction
+    /// wraps around (a division per node showed in every cycle's profile).
     fn node(&self, start: usize, pos: usize) -> usize {
         let n = self.len();
-        let i = (start + pos) % n;
+        debug_assert!(start < n && pos < n, "start {start}, pos {pos}, len {n}");
+        let i = if start + pos >= n {
+            start + pos - n
+        } else {
+            start + pos
+        };
         match self {
             Candidates::All(_) => i,
             Candidates::Only(v) => v[i],
