@@ -4,6 +4,7 @@
 mod cycle_state;
 mod events;
 mod interface;
+pub mod labels;
 mod registry;
 mod runtime;
 mod status;

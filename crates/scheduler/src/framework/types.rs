@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::labels::NodeLabels;
 use ketch_core::Quantity;
 use ketch_core::api::{Node, Pod, Protocol, TaintEffect};
 
@@ -328,6 +329,7 @@ impl NodeFlags {
 pub struct NodeInfo {
     node: Option<Arc<Node>>,
     flags: NodeFlags,
+    labels: NodeLabels,
     /// Pods on the node, bound or assumed.
     pub pods: Vec<Arc<PodInfo>>,
     /// The pods that have pod affinity or anti-affinity terms.
@@ -361,6 +363,13 @@ impl NodeInfo {
         self.node.as_ref()
     }
 
+    /// The node's labels as interned ids (none while the node is not
+    /// known): `labels().get(key)` finds a topology domain without
+    /// searching the label map.
+    pub fn labels(&self) -> &NodeLabels {
+        &self.labels
+    }
+
     /// Facts about the node object read on every cycle (all false while the
     /// node is not known).
     pub fn flags(&self) -> NodeFlags {
@@ -376,6 +385,7 @@ impl NodeInfo {
     pub fn set_node(&mut self, node: Arc<Node>) -> Result<(), ResourceError> {
         self.allocatable = Resources::from_list(&node.status.allocatable)?;
         self.flags = NodeFlags::of(&node);
+        self.labels = NodeLabels::of(&node.metadata.labels);
         self.node = Some(node);
         self.generation = next_generation();
         Ok(())
@@ -385,6 +395,7 @@ impl NodeInfo {
     pub fn remove_node(&mut self) {
         self.node = None;
         self.flags = NodeFlags::default();
+        self.labels = NodeLabels::default();
         self.generation = next_generation();
     }
 

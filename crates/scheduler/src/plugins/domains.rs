@@ -2,7 +2,7 @@
 //! PodTopologySpread.
 //!
 //! [`DomainIndex`] gives each value of one topology key (a zone, a hostname)
-//! a dense id that never changes; [`DomainCounts`] keeps a count per id in
+//! a dense id that never changes (its interned label value id); [`DomainCounts`] keeps a count per id in
 //! copy-on-write chunks, so a cycle's state clones the counts in
 //! O(domains / 256) and a later change copies one chunk, not the whole list.
 
@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
+use crate::framework::labels::{LabelKey, LabelValue};
 use crate::framework::{NodeInfo, Snapshot};
 
 /// A fast, non-cryptographic hasher for label values and small keys (the
@@ -74,71 +75,43 @@ impl Hasher for FastHasher {
 /// A `HashMap` with [`FastHasher`].
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
-/// Dense ids for the values of one topology key. Ids are only ever added,
-/// so counts indexed by them stay valid while values are added.
-///
-/// The values sit in a shared frozen map plus a few recent ones: a cycle's
-/// state keeps reading the index while the plugin adds values, and copying
-/// the index to add one then copies only the recent values. They are folded
-/// into a fresh frozen map once [`RECENT_VALUES`] of them gather, so a
-/// workload that adds one value per cycle copies the whole map once per
-/// [`RECENT_VALUES`] cycles, not every cycle.
-#[derive(Clone, Debug, Default)]
+/// Dense ids for the values of one topology key: the key's interned label
+/// values ([`LabelKey`]), so a node's domain is read from
+/// [`NodeInfo::labels`] without touching its label map. Ids are only ever
+/// added, so counts indexed by them stay valid while values are added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct DomainIndex {
-    frozen: Arc<FastMap<Arc<str>, u32>>,
-    recent: FastMap<Arc<str>, u32>,
+    key: LabelKey,
 }
 
-/// Values a [`DomainIndex`] adds before it folds them into its frozen map.
-const RECENT_VALUES: usize = 32;
-
 impl DomainIndex {
-    /// The id of `value`, if it was ever seen.
-    pub(crate) fn get(&self, value: &str) -> Option<u32> {
-        match self.frozen.get(value) {
-            Some(&d) => Some(d),
-            None if self.recent.is_empty() => None,
-            None => self.recent.get(value).copied(),
+    /// The index of `key`'s values.
+    pub(crate) fn new(key: &str) -> Self {
+        DomainIndex {
+            key: LabelKey::intern(key),
         }
     }
 
     /// The id of `value`, assigning the next one if it is new.
-    pub(crate) fn intern(&mut self, value: &str) -> u32 {
-        if let Some(d) = self.get(value) {
-            return d;
-        }
-        let d = (self.frozen.len() + self.recent.len()) as u32;
-        self.recent.insert(Arc::from(value), d);
-        if self.recent.len() >= RECENT_VALUES {
-            let recent = std::mem::take(&mut self.recent);
-            Arc::make_mut(&mut self.frozen).extend(recent);
-        }
-        d
+    pub(crate) fn intern(&self, value: &str) -> u32 {
+        domain_id(self.key.intern_value(value))
     }
 
-    /// How many ids are assigned.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.frozen.len() + self.recent.len()
+    /// The domain of `node`: `None` when it lacks the key.
+    pub(crate) fn of(&self, node: &NodeInfo) -> Option<u32> {
+        node.labels().get(self.key).map(domain_id)
     }
 
-    /// Every value with its id (for tests comparing with a recount).
+    /// The value of domain `d` (for tests comparing with a recount).
     #[cfg(test)]
-    pub(crate) fn ids_for_test(&self) -> impl Iterator<Item = (&str, u32)> {
-        self.frozen
-            .iter()
-            .chain(self.recent.iter())
-            .map(|(v, d)| (&**v, *d))
+    pub(crate) fn value(&self, d: u32) -> Option<Arc<str>> {
+        self.key
+            .value_name(crate::framework::labels::LabelValue::from_index(d as usize))
     }
 }
 
-/// Interns `value` in a shared index, copying it only if another holder
-/// still reads it.
-pub(crate) fn intern_shared(index: &mut Arc<DomainIndex>, value: &str) -> u32 {
-    match index.get(value) {
-        Some(d) => d,
-        None => Arc::make_mut(index).intern(value),
-    }
+fn domain_id(value: LabelValue) -> u32 {
+    value.index() as u32
 }
 
 /// Positions where `current` differs from `counted` (a node changed or
@@ -253,11 +226,11 @@ impl DomainCounts {
     }
 }
 
-/// Topology keys seen by a plugin, each with its shared [`DomainIndex`].
+/// Topology keys seen by a plugin, each with its [`DomainIndex`].
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Topologies {
     keys: Vec<String>,
-    indexes: Vec<Arc<DomainIndex>>,
+    indexes: Vec<DomainIndex>,
     by_key: FastMap<String, u32>,
 }
 
@@ -269,14 +242,9 @@ impl Topologies {
         }
         let t = self.keys.len() as u32;
         self.keys.push(key.to_string());
-        self.indexes.push(Arc::new(DomainIndex::default()));
+        self.indexes.push(DomainIndex::new(key));
         self.by_key.insert(key.to_string(), t);
         t
-    }
-
-    /// The domain id of `value` under topology `t`, assigning one if new.
-    pub(crate) fn domain(&mut self, t: u32, value: &str) -> u32 {
-        intern_shared(&mut self.indexes[t as usize], value)
     }
 
     /// The key of topology `t`.
@@ -284,9 +252,9 @@ impl Topologies {
         &self.keys[t as usize]
     }
 
-    /// The shared index of topology `t`.
-    pub(crate) fn index(&self, t: u32) -> &Arc<DomainIndex> {
-        &self.indexes[t as usize]
+    /// The domain index of topology `t`.
+    pub(crate) fn index(&self, t: u32) -> DomainIndex {
+        self.indexes[t as usize]
     }
 }
 
@@ -326,44 +294,16 @@ mod tests {
     #[test]
     fn domain_ids_are_dense_and_stable() {
         let mut t = Topologies::default();
-        let zone = t.id("zone");
-        assert_eq!(t.id("host"), 1);
-        assert_eq!(t.id("zone"), zone);
-        let held = t.index(zone).clone();
-        assert_eq!(t.domain(zone, "a"), 0);
-        assert_eq!(t.domain(zone, "b"), 1);
-        assert_eq!(t.domain(zone, "a"), 0);
-        assert_eq!(
-            held.len(),
-            0,
-            "a held index is not changed under its reader"
-        );
-        assert_eq!(t.index(zone).get("b"), Some(1));
-        assert_eq!(t.key(zone), "zone");
-    }
-
-    #[test]
-    fn index_held_by_a_reader_keeps_its_ids_while_values_are_added() {
-        let mut index = Arc::new(DomainIndex::default());
-        let mut held = Vec::new();
-        for i in 0..(3 * RECENT_VALUES + 5) {
-            held.push(index.clone());
-            assert_eq!(intern_shared(&mut index, &format!("node-{i}")), i as u32);
-        }
-        assert_eq!(index.len(), 3 * RECENT_VALUES + 5);
-        for (i, copy) in held.iter().enumerate() {
-            assert_eq!(index.get(&format!("node-{i}")), Some(i as u32));
-            // The copy taken before value i was added knows every value
-            // before it and nothing from i on.
-            assert_eq!(copy.len(), i);
-            assert_eq!(copy.get(&format!("node-{i}")), None);
-            if i > 0 {
-                assert_eq!(copy.get(&format!("node-{}", i - 1)), Some(i as u32 - 1));
-            }
-        }
-        let mut ids: Vec<u32> = index.ids_for_test().map(|(_, d)| d).collect();
-        ids.sort_unstable();
-        assert_eq!(ids, (0..(3 * RECENT_VALUES + 5) as u32).collect::<Vec<_>>());
+        let zone = t.id("domains-test/zone");
+        assert_eq!(t.id("domains-test/host"), 1);
+        assert_eq!(t.id("domains-test/zone"), zone);
+        let index = t.index(zone);
+        assert_eq!(index.value(0), None);
+        assert_eq!(index.intern("a"), 0);
+        assert_eq!(index.intern("b"), 1);
+        assert_eq!(index.intern("a"), 0);
+        assert_eq!(index.value(1).as_deref(), Some("b"));
+        assert_eq!(t.key(zone), "domains-test/zone");
     }
 
     #[test]

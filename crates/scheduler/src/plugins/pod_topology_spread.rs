@@ -10,16 +10,19 @@
 //! node, the domain and the number of matching pods are recomputed only when
 //! the node's generation moved, so a cycle costs one pass over the
 //! snapshot's generation list instead of matching every pod in the cluster.
-//! Domain lookups in Filter use a fast string hash.
+//! Domains are the interned ids of the nodes' topology label values
+//! ([`NodeInfo::labels`]), so Filter and Score index the counts by a
+//! node's label id instead of searching its label map.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use ketch_core::api::{Node, Pod, TopologySpreadConstraint, UnsatisfiableConstraintAction};
+use ketch_core::api::{Pod, TopologySpreadConstraint, UnsatisfiableConstraintAction};
 use smallvec::SmallVec;
 
-use super::domains::{FastMap, changed_positions};
+use super::domains::changed_positions;
 use super::helper::{CompiledLabelSelector, RequiredNodeAffinity};
+use crate::framework::labels::{LabelKey, LabelValue, NodeLabels};
 use crate::framework::{
     ActionType, ClusterEvent, CycleState, EventResource, FilterPlugin, MAX_NODE_SCORE, NodeInfo,
     NodeScore, Plugin, PodInfo, PreFilterExtensions, PreFilterPlugin, PreFilterResult,
@@ -41,6 +44,9 @@ pub const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
 struct Constraint {
     max_skew: i64,
     topology_key: String,
+    key: LabelKey,
+    /// The key is the hostname label: one domain per node.
+    per_node: bool,
     min_domains: i64,
     selector: CompiledLabelSelector,
 }
@@ -60,6 +66,8 @@ fn compile_constraints(pod: &Pod, action: UnsatisfiableConstraintAction) -> Vec<
             Constraint {
                 max_skew: i64::from(c.max_skew),
                 topology_key: c.topology_key.clone(),
+                key: LabelKey::intern(&c.topology_key),
+                per_node: c.topology_key == LABEL_HOSTNAME,
                 min_domains: i64::from(c.min_domains.unwrap_or(1)),
                 selector,
             }
@@ -67,10 +75,8 @@ fn compile_constraints(pod: &Pod, action: UnsatisfiableConstraintAction) -> Vec<
         .collect()
 }
 
-fn has_all_keys(node: &Node, constraints: &[Constraint]) -> bool {
-    constraints
-        .iter()
-        .all(|c| node.metadata.labels.contains_key(&c.topology_key))
+fn has_all_keys(labels: &NodeLabels, constraints: &[Constraint]) -> bool {
+    labels.has_all(constraints.iter().map(|c| c.key))
 }
 
 /// Pods on the node in `namespace`, not terminating, matching `selector`.
@@ -85,10 +91,10 @@ fn count_matching(pods: &[Arc<PodInfo>], selector: &CompiledLabelSelector, names
         .count() as i64
 }
 
-/// Per-domain counts of one constraint.
+/// Per-domain counts of one constraint, indexed by the topology label's
+/// value id.
 #[derive(Clone, Debug, Default)]
 struct DomainCounts {
-    index: Arc<FastMap<String, u32>>,
     counts: Vec<i64>,
     present: Vec<bool>,
     num_domains: i64,
@@ -107,18 +113,16 @@ impl DomainCounts {
             .unwrap_or(0);
     }
 
-    fn count(&self, value: &str) -> i64 {
-        self.index
-            .get(value)
-            .map(|&i| self.counts[i as usize])
-            .unwrap_or(0)
+    fn count(&self, value: LabelValue) -> i64 {
+        self.counts.get(value.index()).copied().unwrap_or(0)
     }
 }
 
 /// What one node contributes to one cache entry.
 #[derive(Clone, Debug)]
 struct Slot {
-    /// Per constraint: (domain, matching pods); `None`: the node is not a domain member.
+    /// Per constraint: (domain value index, matching pods); `None`: the
+    /// node is not a domain member.
     contrib: Option<SmallVec<[(u32, i64); 2]>>,
 }
 
@@ -126,7 +130,6 @@ struct Slot {
 /// signature, maintained across cycles.
 #[derive(Debug, Default)]
 struct Counter {
-    domains: Vec<Arc<FastMap<String, u32>>>,
     nodes_per_domain: Vec<Vec<u32>>,
     matches: Vec<Vec<i64>>,
     /// Per position: the generation counted there.
@@ -138,7 +141,6 @@ struct Counter {
 impl Counter {
     fn new(n: usize) -> Self {
         Self {
-            domains: (0..n).map(|_| Arc::new(FastMap::default())).collect(),
             nodes_per_domain: vec![Vec::new(); n],
             matches: vec![Vec::new(); n],
             generations: Vec::new(),
@@ -161,15 +163,14 @@ impl Counter {
         }
     }
 
-    fn domain(&mut self, i: usize, value: &str) -> u32 {
-        if let Some(&d) = self.domains[i].get(value) {
-            return d;
+    /// Makes room for domain `value` of constraint `i`; returns its index.
+    fn domain(&mut self, i: usize, value: LabelValue) -> u32 {
+        let d = value.index();
+        if self.matches[i].len() <= d {
+            self.nodes_per_domain[i].resize(d + 1, 0);
+            self.matches[i].resize(d + 1, 0);
         }
-        let d = self.domains[i].len() as u32;
-        Arc::make_mut(&mut self.domains[i]).insert(value.to_string(), d);
-        self.nodes_per_domain[i].push(0);
-        self.matches[i].push(0);
-        d
+        d as u32
     }
 
     fn contribution(
@@ -180,12 +181,12 @@ impl Counter {
         required: &RequiredNodeAffinity,
     ) -> Option<SmallVec<[(u32, i64); 2]>> {
         let node = info.node()?;
-        if !required.matches(node) || !has_all_keys(node, constraints) {
+        if !required.matches(node) || !has_all_keys(info.labels(), constraints) {
             return None;
         }
         let mut out = SmallVec::new();
         for (i, c) in constraints.iter().enumerate() {
-            let value = node.metadata.labels.get(&c.topology_key)?;
+            let value = info.labels().get(c.key)?;
             let d = self.domain(i, value);
             out.push((d, count_matching(&info.pods, &c.selector, namespace)));
         }
@@ -229,7 +230,6 @@ impl Counter {
     fn counts(&self, i: usize) -> DomainCounts {
         let present: Vec<bool> = self.nodes_per_domain[i].iter().map(|n| *n > 0).collect();
         let mut d = DomainCounts {
-            index: self.domains[i].clone(),
             counts: self.matches[i].clone(),
             num_domains: present.iter().filter(|p| **p).count() as i64,
             present,
@@ -290,10 +290,14 @@ struct PreFilterState {
 }
 
 impl PreFilterState {
-    fn update_with_pod(&mut self, other: &Pod, node: &Node, delta: i64) {
+    fn update_with_pod(&mut self, other: &Pod, node: &NodeInfo, delta: i64) {
+        let Some(n) = node.node() else {
+            return;
+        };
+        let labels = node.labels();
         if other.metadata.namespace() != self.namespace
-            || !has_all_keys(node, &self.constraints)
-            || !self.required.matches(node)
+            || !has_all_keys(labels, &self.constraints)
+            || !self.required.matches(n)
         {
             return;
         }
@@ -301,11 +305,11 @@ impl PreFilterState {
             if !c.selector.matches(&other.metadata.labels) {
                 continue;
             }
-            let Some(v) = node.metadata.labels.get(&c.topology_key) else {
+            let Some(v) = labels.get(c.key) else {
                 continue;
             };
-            if let Some(&i) = d.index.get(v.as_str()) {
-                d.counts[i as usize] += delta;
+            if let Some(count) = d.counts.get_mut(v.index()) {
+                *count += delta;
                 d.recompute_min();
             }
         }
@@ -444,8 +448,8 @@ impl PreFilterExtensions for PodTopologySpread {
         pod_to_add: &Arc<PodInfo>,
         node: &NodeInfo,
     ) -> Status {
-        if let (Some(s), Some(n)) = (state.read_mut::<PreFilterState>(), node.node()) {
-            s.update_with_pod(&pod_to_add.pod, n, 1);
+        if let Some(s) = state.read_mut::<PreFilterState>() {
+            s.update_with_pod(&pod_to_add.pod, node, 1);
         }
         Status::success()
     }
@@ -457,8 +461,8 @@ impl PreFilterExtensions for PodTopologySpread {
         pod_to_remove: &PodInfo,
         node: &NodeInfo,
     ) -> Status {
-        if let (Some(s), Some(n)) = (state.read_mut::<PreFilterState>(), node.node()) {
-            s.update_with_pod(&pod_to_remove.pod, n, -1);
+        if let Some(s) = state.read_mut::<PreFilterState>() {
+            s.update_with_pod(&pod_to_remove.pod, node, -1);
         }
         Status::success()
     }
@@ -469,11 +473,12 @@ impl FilterPlugin for PodTopologySpread {
         let Some(s) = state.read::<PreFilterState>() else {
             return Status::error("PodTopologySpread: PreFilter state missing");
         };
-        let Some(n) = node.node() else {
+        if node.node().is_none() {
             return Status::error("node not found");
-        };
+        }
+        let labels = node.labels();
         for (i, c) in s.constraints.iter().enumerate() {
-            let Some(value) = n.metadata.labels.get(&c.topology_key) else {
+            let Some(value) = labels.get(c.key) else {
                 return Status::unresolvable(ERR_REASON_NODE_LABEL_NOT_MATCH);
             };
             let d = &s.counts[i];
@@ -520,17 +525,15 @@ impl PreScorePlugin for PodTopologySpread {
         let mut weights = SmallVec::new();
         let scored: Vec<&Arc<NodeInfo>> = nodes
             .iter()
-            .filter(|n| n.node().is_some_and(|n| has_all_keys(n, &constraints)))
+            .filter(|n| n.node().is_some() && has_all_keys(n.labels(), &constraints))
             .collect();
         for c in constraints.iter() {
-            let size = if c.topology_key == LABEL_HOSTNAME {
+            let size = if c.per_node {
                 scored.len()
             } else {
-                let mut seen: Vec<&str> = scored
+                let mut seen: Vec<LabelValue> = scored
                     .iter()
-                    .filter_map(|n| n.node())
-                    .filter_map(|n| n.metadata.labels.get(&c.topology_key))
-                    .map(String::as_str)
+                    .filter_map(|n| n.labels().get(c.key))
                     .collect();
                 seen.sort_unstable();
                 seen.dedup();
@@ -557,18 +560,19 @@ impl ScorePlugin for PodTopologySpread {
         let Some(s) = state.read::<PreScoreState>() else {
             return Ok(0);
         };
-        let Some(n) = node.node() else {
+        if node.node().is_none() {
             return Err(Status::error("node not found"));
-        };
-        if !has_all_keys(n, &s.constraints) {
+        }
+        let labels = node.labels();
+        if !has_all_keys(labels, &s.constraints) {
             return Ok(IGNORED);
         }
         let mut score = 0.0;
         for (i, c) in s.constraints.iter().enumerate() {
-            let Some(value) = n.metadata.labels.get(&c.topology_key) else {
+            let Some(value) = labels.get(c.key) else {
                 continue;
             };
-            let count = if c.topology_key == LABEL_HOSTNAME {
+            let count = if c.per_node {
                 count_matching(&node.pods, &c.selector, &s.namespace)
             } else {
                 s.counts[i].count(value)

@@ -153,9 +153,9 @@ impl ExistingIndex {
         topologies: &mut Topologies,
     ) -> NodeContribution {
         let mut out = NodeContribution::default();
-        let Some(node) = info.node() else {
+        if info.node().is_none() {
             return out;
-        };
+        }
         for p in &info.pods_with_affinity {
             let terms = cache.get(&p.pod);
             if terms.is_empty() {
@@ -167,8 +167,7 @@ impl ExistingIndex {
                 continue;
             };
             for (j, gt) in group.list.iter().enumerate() {
-                if let Some(value) = node.metadata.labels.get(&gt.term.topology_key) {
-                    let d = topologies.domain(gt.topology, value);
+                if let Some(d) = topologies.index(gt.topology).of(info) {
                     out.terms.push((g, j as u16, d));
                 }
             }
@@ -283,10 +282,9 @@ mod tests {
             let values = topologies.index(m.topology);
             for (d, n) in m.counts.non_zero() {
                 let value = values
-                    .ids_for_test()
-                    .find(|(_, id)| *id == d)
-                    .map(|(v, _)| v.to_string())
-                    .expect("every counted domain has a value");
+                    .value(d)
+                    .expect("every counted domain has a value")
+                    .to_string();
                 *out.entry((key.clone(), value)).or_insert(0) += n * m.weight;
             }
         }

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use self::existing::ExistingIndex;
-use super::domains::{DomainCounts, DomainIndex, NodeLedger, Topologies, intern_shared};
+use super::domains::{DomainCounts, DomainIndex, NodeLedger, Topologies};
 use super::helper::CompiledLabelSelector;
 use crate::framework::{
     ActionType, ClusterEvent, CycleState, EventResource, FilterPlugin, MAX_NODE_SCORE, NodeInfo,
@@ -350,9 +350,9 @@ impl TermCounter {
         topologies: &mut Topologies,
     ) -> TermContribution {
         let mut out = SmallVec::new();
-        let Some(node) = info.node() else {
+        if info.node().is_none() {
             return out;
-        };
+        }
         let aff = &terms.required_affinity;
         let anti = &terms.required_anti_affinity;
         let all_affinity = if aff.is_empty() {
@@ -364,7 +364,7 @@ impl TermCounter {
                 .count() as i64
         };
         for (i, t) in aff.iter().chain(anti).enumerate() {
-            let Some(value) = node.metadata.labels.get(&t.topology_key) else {
+            let Some(d) = topologies.index(self.topologies[i]).of(info) else {
                 continue;
             };
             let count = if i < aff.len() {
@@ -373,7 +373,6 @@ impl TermCounter {
                 info.pods.iter().filter(|p| t.matches(&p.pod, None)).count() as i64
             };
             if count != 0 {
-                let d = topologies.domain(self.topologies[i], value);
                 out.push((i as u16, d, count));
             }
         }
@@ -448,7 +447,7 @@ struct Index {
 #[derive(Clone, Debug, Default)]
 struct CycleTopologies {
     /// (topology id in the plugin's [`Topologies`], key, index).
-    slots: SmallVec<[(u32, String, Arc<DomainIndex>); 2]>,
+    slots: SmallVec<[(u32, String, DomainIndex); 2]>,
 }
 
 impl CycleTopologies {
@@ -457,28 +456,26 @@ impl CycleTopologies {
         if let Some(i) = self.slots.iter().position(|s| s.0 == t) {
             return i;
         }
-        self.slots
-            .push((t, all.key(t).to_string(), all.index(t).clone()));
+        self.slots.push((t, all.key(t).to_string(), all.index(t)));
         self.slots.len() - 1
     }
 
-    /// The slot of topology key `key`, with a fresh index if new (for pods
-    /// added in this cycle only).
+    /// The slot of topology key `key`, added if new (for keys only pods
+    /// added in this cycle use).
     fn slot_by_key(&mut self, key: &str) -> usize {
         if let Some(i) = self.slots.iter().position(|s| s.1 == key) {
             return i;
         }
         self.slots
-            .push((u32::MAX, key.to_string(), Arc::new(DomainIndex::default())));
+            .push((u32::MAX, key.to_string(), DomainIndex::new(key)));
         self.slots.len() - 1
     }
 
-    /// Per slot, the node's domain: `None` when the node lacks the key,
-    /// `Some(None)` when its value was never counted.
-    fn domains(&self, node: &Node) -> SmallVec<[Option<Option<u32>>; 4]> {
+    /// Per slot, the node's domain: `None` when the node lacks the key.
+    fn domains(&self, node: &NodeInfo) -> SmallVec<[Option<u32>; 4]> {
         self.slots
             .iter()
-            .map(|(_, key, index)| node.metadata.labels.get(key).map(|v| index.get(v)))
+            .map(|(_, _, index)| index.of(node))
             .collect()
     }
 }
@@ -491,11 +488,8 @@ struct SlotCounts {
 }
 
 impl SlotCounts {
-    fn at(&self, domains: &[Option<Option<u32>>]) -> i64 {
-        match domains[self.slot] {
-            Some(Some(d)) => self.counts.get(d),
-            _ => 0,
-        }
+    fn at(&self, domains: &[Option<u32>]) -> i64 {
+        domains[self.slot].map_or(0, |d| self.counts.get(d))
     }
 }
 
@@ -519,7 +513,7 @@ impl PreFilterState {
     /// Adds `delta` in the domain `value` of `slot` to `list` (the first
     /// entry of that slot, or a new one).
     fn add_in_slot(&mut self, which: Which, slot: usize, value: &str, delta: i64) {
-        let d = intern_shared(&mut self.topologies.slots[slot].2, value);
+        let d = self.topologies.slots[slot].2.intern(value);
         match which {
             Which::Term(i) => self.term_counts[i].counts.add(d, delta),
             Which::ExistingAnti => {
@@ -584,8 +578,7 @@ enum Which {
 /// An existing pods' term that scores the incoming pod, per domain.
 #[derive(Clone, Debug)]
 struct ExistingScore {
-    key: String,
-    index: Arc<DomainIndex>,
+    index: DomainIndex,
     weight: i64,
     counts: DomainCounts,
 }
@@ -890,8 +883,7 @@ impl PreFilterPlugin for InterPodAffinity {
                 )
                 .into_iter()
                 .map(|m| ExistingScore {
-                    key: index.topologies.key(m.topology).to_string(),
-                    index: index.topologies.index(m.topology).clone(),
+                    index: index.topologies.index(m.topology),
                     weight: m.weight,
                     counts: m.counts,
                 })
@@ -1006,10 +998,10 @@ impl FilterPlugin for InterPodAffinity {
         let Some(s) = state.read::<PreFilterState>() else {
             return Status::error("InterPodAffinity: PreFilter state missing");
         };
-        let Some(n) = node.node() else {
+        if node.node().is_none() {
             return Status::error("node not found");
-        };
-        let domains = s.topologies.domains(n);
+        }
+        let domains = s.topologies.domains(node);
         // Required affinity: every topology key present, and matching pods
         // in each domain (or the pod is the first of a self-affine group).
         let n_aff = s.terms.required_affinity.len();
@@ -1102,7 +1094,7 @@ impl ScorePlugin for InterPodAffinity {
             }
         }
         for e in &s.existing {
-            if let Some(d) = labels.get(&e.key).and_then(|v| e.index.get(v)) {
+            if let Some(d) = e.index.of(node) {
                 score += e.weight * e.counts.get(d);
             }
         }
