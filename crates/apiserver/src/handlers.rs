@@ -17,6 +17,7 @@ use crate::admission::{self, AdmissionRequest, Operation};
 use crate::filter::ObjectFilter;
 use crate::registry::RegisteredKind;
 use crate::server::{Caller, Inner};
+use crate::watch_cache::PendingWrite;
 
 /// How long a read waits for the watch cache to catch up with a revision.
 const CACHE_WAIT: Duration = Duration::from_secs(3);
@@ -96,6 +97,10 @@ pub(crate) fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Va
         }
         other => *target = other.clone(),
     }
+}
+
+fn lost_write(key: &str) -> ApiError {
+    ApiError::Internal(format!("the watch cache lost track of the write of {key}"))
 }
 
 const NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -198,18 +203,17 @@ impl Inner {
         self.own_writes.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// The object of a write the store took, shared with the watch cache.
     fn finish_write(
         &self,
         kind: &RegisteredKind,
-        key: &str,
-        mut obj: Box<dyn Object>,
+        pending: PendingWrite<'_>,
         kv: &KeyValue,
-    ) -> ArcObject {
-        obj.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
-        let arc: ArcObject = Arc::from(obj);
+    ) -> Result<ArcObject, ApiError> {
         self.record_write(kind, kv.mod_revision);
-        kind.cache.offer(key, kv.mod_revision, &arc);
-        arc
+        pending
+            .written(kv.mod_revision)
+            .ok_or_else(|| lost_write(&kv.key))
     }
 
     fn namespace_of<'a>(
@@ -402,22 +406,26 @@ impl Inner {
         loop {
             let name = obj.metadata().name().to_string();
             let key = kind.key(ns, &name);
-            let result = match self.encode(&*obj) {
-                Ok(bytes) => self
-                    .store
-                    .create(&key, bytes)
-                    .await
-                    .map_err(|e| store_error(&kind, &name, e)),
-                Err(e) => Err(e),
+            let bytes = match self.encode(&*obj) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    admission::rollback(&self.admission, &req, &*obj);
+                    return Err(e);
+                }
             };
-            match result {
-                Ok(kv) => return Ok(self.finish_write(&kind, &key, obj, &kv)),
-                Err(ApiError::AlreadyExists { .. }) if generated.is_some() && attempts < 8 => {
+            let pending = kind.cache.expect_write(&key, &bytes, obj);
+            let error = match self.store.create(&key, bytes).await {
+                Ok(kv) => return self.finish_write(&kind, pending, &kv),
+                Err(e) => store_error(&kind, &name, e),
+            };
+            obj = pending.refused().ok_or_else(|| lost_write(&key))?;
+            match error {
+                ApiError::AlreadyExists { .. } if generated.is_some() && attempts < 8 => {
                     attempts += 1;
                     let prefix = generated.as_deref().unwrap_or_default();
                     obj.metadata_mut().name = Some(generate_name(prefix));
                 }
-                Err(e) => {
+                e => {
                     admission::rollback(&self.admission, &req, &*obj);
                     return Err(e);
                 }
@@ -651,18 +659,19 @@ impl Inner {
                 return Err(e);
             }
         };
+        let pending = kind.cache.expect_write(key, &bytes, new);
         let kv = match self.store.update(key, bytes, base_rev).await {
             Ok(kv) => kv,
-            Err(StoreError::Conflict { .. }) => {
-                admission::rollback(&self.admission, &req, &*new);
-                return Ok(None);
-            }
             Err(e) => {
+                let new = pending.refused().ok_or_else(|| lost_write(key))?;
                 admission::rollback(&self.admission, &req, &*new);
-                return Err(store_error(kind, &name, e));
+                return match e {
+                    StoreError::Conflict { .. } => Ok(None),
+                    e => Err(store_error(kind, &name, e)),
+                };
             }
         };
-        let written = self.finish_write(kind, key, new, &kv);
+        let written = self.finish_write(kind, pending, &kv)?;
         if self.removal_due(kind, &*written) {
             self.remove(kind, key, &written).await?;
         }
@@ -944,9 +953,10 @@ impl Inner {
             new.metadata_mut().resource_version = None;
             let bytes = self.encode(&*new)?;
             let base_rev = meta.revision().unwrap_or(0);
+            let pending = kind.cache.expect_write(&key, &bytes, new);
             match self.store.update(&key, bytes, base_rev).await {
                 Ok(kv) => {
-                    let written = self.finish_write(&kind, &key, new, &kv);
+                    let written = self.finish_write(&kind, pending, &kv)?;
                     if self.removal_due(&kind, &*written)
                         && self.remove(&kind, &key, &written).await?
                     {

@@ -14,10 +14,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use ketch_core::{
-    ApiError, ArcObject, KindInfo, ObjectEvent, ObjectEventStream, Revision, Store, StoreError,
-    WatchEvent,
+    ApiError, ArcObject, KindInfo, Object, ObjectEvent, ObjectEventStream, Revision, Store,
+    StoreError, WatchEvent,
 };
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, watch};
@@ -80,8 +81,21 @@ struct CacheState {
 /// them again.
 #[derive(Default)]
 struct RecentWrites {
-    objects: HashMap<String, (Revision, ArcObject)>,
+    /// Writes the cache has not applied yet, by revision (a key may be
+    /// written again before the cache applies its earlier write).
+    objects: HashMap<Revision, (String, ArcObject)>,
+    /// Writes on their way to the store, by the address of their encoded
+    /// value (see [`PendingWrite`]).
+    in_flight: HashMap<usize, InFlight>,
     applied: Revision,
+}
+
+/// The object of a write on its way to the store.
+enum InFlight {
+    /// The store has not confirmed the write to the cache yet.
+    Waiting { len: usize, object: Box<dyn Object> },
+    /// The cache applied the write with this object first.
+    Taken(ArcObject),
 }
 
 /// The cache of one kind.
@@ -147,27 +161,61 @@ impl WatchCache {
         }
     }
 
-    /// Hands an object this server just wrote to the cache.
-    pub(crate) fn offer(&self, key: &str, revision: Revision, object: &ArcObject) {
-        let mut recent = self.recent.lock();
+    /// Registers `object`, encoded as `value`, before it is written to the
+    /// store: when the store's event carries these very bytes the cache takes
+    /// the object instead of decoding the value, however soon the store wakes
+    /// the cache.
+    pub(crate) fn expect_write<'a>(
+        &'a self,
+        key: &'a str,
+        value: &Bytes,
+        object: Box<dyn Object>,
+    ) -> PendingWrite<'a> {
+        // The registration keeps `value` alive, so no other live value has
+        // its address.
+        let value = value.clone();
+        let address = value.as_ptr() as usize;
+        if !value.is_empty() {
+            self.recent.lock().in_flight.insert(
+                address,
+                InFlight::Waiting {
+                    len: value.len(),
+                    object,
+                },
+            );
+            return PendingWrite {
+                cache: self,
+                key,
+                _value: value,
+                address: Some(address),
+                object: None,
+            };
+        }
+        PendingWrite {
+            cache: self,
+            key,
+            _value: value,
+            address: None,
+            object: Some(object),
+        }
+    }
+
+    /// Hands an object this server just wrote to the cache unless it applied
+    /// that revision already.
+    fn offer(recent: &mut RecentWrites, key: &str, revision: Revision, object: &ArcObject) {
         if recent.applied >= revision {
             return;
         }
-        match recent.objects.get(key) {
-            Some((r, _)) if *r >= revision => {}
-            _ => {
-                recent
-                    .objects
-                    .insert(key.to_string(), (revision, object.clone()));
-            }
-        }
+        recent
+            .objects
+            .insert(revision, (key.to_string(), object.clone()));
     }
 
     /// The object this server wrote under `key` at `revision`, if the cache
     /// has not applied it yet.
     pub(crate) fn recent_write(&self, key: &str, revision: Revision) -> Option<ArcObject> {
-        match self.recent.lock().objects.get(key) {
-            Some((r, obj)) if *r == revision => Some(obj.clone()),
+        match self.recent.lock().objects.get(&revision) {
+            Some((k, obj)) if k == key => Some(obj.clone()),
             _ => None,
         }
     }
@@ -378,22 +426,14 @@ impl WatchCache {
                 recent.applied = recent.applied.max(rev);
                 match &**ev {
                     WatchEvent::Put { kv, .. } => {
-                        let taken = match recent.objects.get(&kv.key) {
-                            Some((r, _)) if *r == rev => {
-                                recent.objects.remove(&kv.key).map(|(_, o)| o)
-                            }
-                            Some((r, _)) if *r < rev => {
-                                recent.objects.remove(&kv.key);
-                                None
-                            }
-                            _ => None,
+                        let taken = match recent.objects.remove(&rev) {
+                            Some((key, object)) if key == kv.key => Some(object),
+                            _ => take_in_flight(&mut recent, kv),
                         };
                         decoded.push((rev, kv.key.clone(), taken, false));
                     }
                     WatchEvent::Delete { prev, .. } => {
-                        if matches!(recent.objects.get(&prev.key), Some((r, _)) if *r < rev) {
-                            recent.objects.remove(&prev.key);
-                        }
+                        recent.objects.remove(&rev);
                         decoded.push((rev, prev.key.clone(), None, true));
                     }
                 }
@@ -585,6 +625,88 @@ impl WatchCache {
         loop {
             tick.tick().await;
             self.send_bookmarks();
+        }
+    }
+}
+
+/// Takes the object of a write of this server whose encoded value `kv`
+/// carries, leaving it for the writer.
+fn take_in_flight(recent: &mut RecentWrites, kv: &ketch_core::KeyValue) -> Option<ArcObject> {
+    let address = kv.value.as_ptr() as usize;
+    match recent.in_flight.get(&address) {
+        Some(InFlight::Waiting { len, .. }) if *len == kv.value.len() => {}
+        _ => return None,
+    }
+    let Some(InFlight::Waiting { mut object, .. }) = recent.in_flight.remove(&address) else {
+        return None;
+    };
+    object.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
+    let object: ArcObject = Arc::from(object);
+    recent
+        .in_flight
+        .insert(address, InFlight::Taken(object.clone()));
+    Some(object)
+}
+
+/// A write registered with [`WatchCache::expect_write`]: say how the store
+/// answered with [`written`](Self::written) or [`refused`](Self::refused).
+pub(crate) struct PendingWrite<'a> {
+    cache: &'a WatchCache,
+    key: &'a str,
+    /// Keeps the registered address unique while the write is in flight.
+    _value: Bytes,
+    /// The address the write is registered under, until it is answered.
+    address: Option<usize>,
+    /// The object when it was not registered (an empty value).
+    object: Option<Box<dyn Object>>,
+}
+
+impl PendingWrite<'_> {
+    /// The store wrote the value at `revision`: the object at that revision
+    /// (`resourceVersion` set), the very one the cache holds or will hold.
+    /// `None` only if the registration was lost, which cannot happen.
+    pub(crate) fn written(mut self, revision: Revision) -> Option<ArcObject> {
+        let mut recent = self.cache.recent.lock();
+        let mut object = match (self.object.take(), self.address.take()) {
+            (Some(object), _) => object,
+            (None, Some(address)) => match recent.in_flight.remove(&address)? {
+                InFlight::Taken(object) => return Some(object),
+                InFlight::Waiting { object, .. } => object,
+            },
+            (None, None) => return None,
+        };
+        object.metadata_mut().resource_version = Some(revision.to_string());
+        let object: ArcObject = Arc::from(object);
+        WatchCache::offer(&mut recent, self.key, revision, &object);
+        Some(object)
+    }
+
+    /// The store did not take the write: the object back as registered.
+    /// `None` only if the registration was lost, which cannot happen.
+    pub(crate) fn refused(mut self) -> Option<Box<dyn Object>> {
+        if let Some(object) = self.object.take() {
+            return Some(object);
+        }
+        let address = self.address.take()?;
+        match self.cache.recent.lock().in_flight.remove(&address)? {
+            InFlight::Waiting { object, .. } => Some(object),
+            // A store that failed after writing (e.g. its log): the cache
+            // applied the write already.
+            InFlight::Taken(object) => {
+                let mut object = object.clone_boxed();
+                object.metadata_mut().resource_version = None;
+                Some(object)
+            }
+        }
+    }
+}
+
+impl Drop for PendingWrite<'_> {
+    /// A write abandoned before its answer (the request was dropped) leaves
+    /// nothing behind.
+    fn drop(&mut self) {
+        if let Some(address) = self.address.take() {
+            self.cache.recent.lock().in_flight.remove(&address);
         }
     }
 }
@@ -876,5 +998,97 @@ mod tests {
             .unwrap();
         let names: Vec<String> = drain(&mut replay).into_iter().map(|(_, n)| n).collect();
         assert_eq!(names, ["p28", "p29", "p30"]);
+    }
+
+    /// A write of this server and the store event that carries its value.
+    fn written_pod(rev: Revision, name: &str, phase: &str) -> (Box<dyn Object>, Arc<WatchEvent>) {
+        let mut pod = Pod {
+            metadata: ObjectMeta::named("default", name),
+            ..Pod::default()
+        };
+        pod.status.message = Some(phase.to_string());
+        let value = Bytes::from(Object::to_json(&pod).expect("encodes"));
+        let event = Arc::new(WatchEvent::Put {
+            kv: KeyValue {
+                key: format!("/registry/pods/default/{name}"),
+                value,
+                create_revision: 2,
+                mod_revision: rev,
+                version: 1,
+            },
+            prev: None,
+        });
+        (Box::new(pod), event)
+    }
+
+    fn value_of(event: &WatchEvent) -> &Bytes {
+        match event {
+            WatchEvent::Put { kv, .. } => &kv.value,
+            WatchEvent::Delete { .. } => unreachable!("a put"),
+        }
+    }
+
+    #[tokio::test]
+    async fn cache_takes_a_pending_write_applied_before_the_writer_hears_back() {
+        let cache = pods_cache(100);
+        cache.reset(Vec::new(), 1);
+        let key = "/registry/pods/default/p";
+        let (pod, event) = written_pod(2, "p", "one");
+        let pending = cache.expect_write(key, value_of(&event), pod);
+        cache.apply(&[event]);
+        let written = pending.written(2).expect("registered");
+        let cached = cache.get(key).expect("cached");
+        assert!(
+            Arc::ptr_eq(&written, &cached),
+            "the cache decoded its own copy"
+        );
+        assert_eq!(written.metadata().resource_version.as_deref(), Some("2"));
+        assert!(cache.recent.lock().in_flight.is_empty());
+    }
+
+    #[tokio::test]
+    async fn cache_takes_every_write_of_a_key_written_twice_before_it_caught_up() {
+        let cache = pods_cache(100);
+        cache.reset(Vec::new(), 1);
+        let key = "/registry/pods/default/p";
+        let (first, first_event) = written_pod(2, "p", "one");
+        let (second, second_event) = written_pod(3, "p", "two");
+        let first = cache
+            .expect_write(key, value_of(&first_event), first)
+            .written(2)
+            .expect("registered");
+        let second = cache
+            .expect_write(key, value_of(&second_event), second)
+            .written(3)
+            .expect("registered");
+        let mut watch = cache.watch(ObjectFilter::default(), None, false).unwrap();
+        cache.apply(&[first_event, second_event]);
+        let mut seen = Vec::new();
+        while let Some(Some(item)) = watch.next().now_or_never() {
+            match item.expect("no error") {
+                ObjectEvent::Added(o) | ObjectEvent::Modified(o) => seen.push(o),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(seen.len(), 2);
+        assert!(Arc::ptr_eq(&seen[0], &first));
+        assert!(Arc::ptr_eq(&seen[1], &second));
+        let recent = cache.recent.lock();
+        assert!(recent.objects.is_empty() && recent.in_flight.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_comes_back_and_leaves_nothing_registered() {
+        let cache = pods_cache(100);
+        cache.reset(Vec::new(), 1);
+        let (pod, event) = written_pod(2, "p", "one");
+        let pending = cache.expect_write("/registry/pods/default/p", value_of(&event), pod);
+        let back = pending.refused().expect("registered");
+        assert_eq!(back.metadata().resource_version, None);
+        assert_eq!(back.metadata().name(), "p");
+        // An abandoned write is forgotten too.
+        let (pod, event) = written_pod(3, "p", "two");
+        drop(cache.expect_write("/registry/pods/default/p", value_of(&event), pod));
+        assert!(cache.recent.lock().in_flight.is_empty());
     }
 }
