@@ -581,14 +581,23 @@ impl Registry {
     }
 }
 
+/// Makes `new` equal to `old`, copying only when they differ: a request
+/// usually carries the part it may not change as it read it, and comparing
+/// costs far less than a deep copy.
+fn copy_if_changed<T: Clone + PartialEq>(new: &mut T, old: &T) {
+    if new != old {
+        new.clone_from(old);
+    }
+}
+
 /// The spec/status split of the built-in kinds with a status subresource.
 macro_rules! spec_status {
     ($ty:ty) => {
         TypedStrategy::<$ty>::new().status(
-            |new, old| new.status = old.status.clone(),
+            |new, old| copy_if_changed(&mut new.status, &old.status),
             |new, old| {
-                new.spec = old.spec.clone();
-                new.metadata = old.metadata.clone();
+                copy_if_changed(&mut new.spec, &old.spec);
+                copy_if_changed(&mut new.metadata, &old.metadata);
             },
             |a, b| a.spec == b.spec,
         )
