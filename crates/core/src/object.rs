@@ -306,19 +306,43 @@ fn path_error<E: fmt::Display>(e: serde_path_to_error::Error<E>) -> DecodeError 
     }
 }
 
+// Decoding first runs without tracking the field path, which costs an
+// allocation per field; only input that fails is decoded again to name the
+// field at fault.
+
 fn decode_typed_value<K: Object + DeserializeOwned>(
     value: serde_json::Value,
 ) -> Result<Box<dyn Object>, DecodeError> {
-    let k: K = serde_path_to_error::deserialize(value).map_err(path_error)?;
-    Ok(Box::new(k))
+    match K::deserialize(&value) {
+        Ok(k) => Ok(Box::new(k)),
+        Err(first) => {
+            serde_path_to_error::deserialize::<_, K>(value).map_err(path_error)?;
+            Err(root_error(first))
+        }
+    }
 }
 
 fn decode_typed_bytes<K: Object + DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<Box<dyn Object>, DecodeError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let k: K = serde_path_to_error::deserialize(de).map_err(path_error)?;
-    Ok(Box::new(k))
+    match serde_json::from_slice::<K>(bytes) {
+        Ok(k) => Ok(Box::new(k)),
+        Err(first) => {
+            let de = &mut serde_json::Deserializer::from_slice(bytes);
+            serde_path_to_error::deserialize::<_, K>(&mut *de).map_err(path_error)?;
+            de.end().map_err(root_error)?;
+            Err(root_error(first))
+        }
+    }
+}
+
+/// An error the path-tracking decode did not place in a field (trailing
+/// input after the object, for one).
+fn root_error(e: serde_json::Error) -> DecodeError {
+    DecodeError::Invalid {
+        path: String::from("<root>"),
+        message: e.to_string(),
+    }
 }
 
 /// Maps kinds to their names and decoders: `apiVersion`/`kind` for manifests
@@ -500,5 +524,21 @@ mod tests {
         let bytes = Object::to_json(&pod).unwrap();
         let back = scheme.decode_bytes("pods", &bytes).unwrap();
         assert!(back.eq_object(&pod));
+    }
+
+    #[test]
+    fn bad_bytes_name_the_field_or_the_root() {
+        let scheme = Scheme::with_builtins();
+        let path_of = |json: &str| match scheme.decode_bytes("pods", json.as_bytes()) {
+            Err(DecodeError::Invalid { path, .. }) => path,
+            other => panic!("{json}: unexpected {other:?}"),
+        };
+        assert_eq!(
+            path_of(r#"{"metadata": {"name": "a"}, "spec": {"priority": "high"}}"#),
+            "spec.priority"
+        );
+        assert_eq!(path_of(r#"{"spec": {"nodeNmae": "x"}}"#), "spec.nodeNmae");
+        assert_eq!(path_of(r#"{"metadata": {"name": "a"}} trailing"#), "<root>");
+        assert_eq!(path_of(r#"{"metadata": "#), "metadata");
     }
 }
