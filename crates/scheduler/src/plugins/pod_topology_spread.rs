@@ -43,7 +43,6 @@ pub const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Constraint {
     max_skew: i64,
-    topology_key: String,
     key: LabelKey,
     /// The key is the hostname label: one domain per node.
     per_node: bool,
@@ -65,7 +64,6 @@ fn compile_constraints(pod: &Pod, action: UnsatisfiableConstraintAction) -> Vec<
             }
             Constraint {
                 max_skew: i64::from(c.max_skew),
-                topology_key: c.topology_key.clone(),
                 key: LabelKey::intern(&c.topology_key),
                 per_node: c.topology_key == LABEL_HOSTNAME,
                 min_domains: i64::from(c.min_domains.unwrap_or(1)),

@@ -278,8 +278,8 @@ mod tests {
         };
         let mut out = HashMap::new();
         for m in matched {
-            let key = topologies.key(m.topology).to_string();
             let values = topologies.index(m.topology);
+            let key = values.key_name().to_string();
             for (d, n) in m.counts.non_zero() {
                 let value = values
                     .value(d)

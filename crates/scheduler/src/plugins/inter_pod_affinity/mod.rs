@@ -446,8 +446,8 @@ struct Index {
 /// the counts' ids come from.
 #[derive(Clone, Debug, Default)]
 struct CycleTopologies {
-    /// (topology id in the plugin's [`Topologies`], key, index).
-    slots: SmallVec<[(u32, String, DomainIndex); 2]>,
+    /// (topology id in the plugin's [`Topologies`], index).
+    slots: SmallVec<[(u32, DomainIndex); 2]>,
 }
 
 impl CycleTopologies {
@@ -456,27 +456,24 @@ impl CycleTopologies {
         if let Some(i) = self.slots.iter().position(|s| s.0 == t) {
             return i;
         }
-        self.slots.push((t, all.key(t).to_string(), all.index(t)));
+        self.slots.push((t, all.index(t)));
         self.slots.len() - 1
     }
 
     /// The slot of topology key `key`, added if new (for keys only pods
     /// added in this cycle use).
     fn slot_by_key(&mut self, key: &str) -> usize {
-        if let Some(i) = self.slots.iter().position(|s| s.1 == key) {
+        let index = DomainIndex::new(key);
+        if let Some(i) = self.slots.iter().position(|s| s.1 == index) {
             return i;
         }
-        self.slots
-            .push((u32::MAX, key.to_string(), DomainIndex::new(key)));
+        self.slots.push((u32::MAX, index));
         self.slots.len() - 1
     }
 
     /// Per slot, the node's domain: `None` when the node lacks the key.
     fn domains(&self, node: &NodeInfo) -> SmallVec<[Option<u32>; 4]> {
-        self.slots
-            .iter()
-            .map(|(_, _, index)| index.of(node))
-            .collect()
+        self.slots.iter().map(|(_, index)| index.of(node)).collect()
     }
 }
 
@@ -513,7 +510,7 @@ impl PreFilterState {
     /// Adds `delta` in the domain `value` of `slot` to `list` (the first
     /// entry of that slot, or a new one).
     fn add_in_slot(&mut self, which: Which, slot: usize, value: &str, delta: i64) {
-        let d = self.topologies.slots[slot].2.intern(value);
+        let d = self.topologies.slots[slot].1.intern(value);
         match which {
             Which::Term(i) => self.term_counts[i].counts.add(d, delta),
             Which::ExistingAnti => {
