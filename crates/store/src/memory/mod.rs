@@ -190,6 +190,10 @@ impl Drop for Handle {
 /// Cloning is cheap and shares the store. The log is flushed and closed when
 /// the last clone is dropped.
 ///
+/// Every operation consumes tokio's cooperative budget, as tokio's own
+/// resources do: a task that loops over operations completing at once still
+/// yields now and then, so watchers on the same runtime keep up.
+///
 /// ```
 /// use ketch_core::Store;
 /// use ketch_store::MemoryStore;
@@ -564,6 +568,7 @@ impl MemoryStoreOptions {
 #[async_trait::async_trait]
 impl Store for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        tokio::task::consume_budget().await;
         if key.is_empty() {
             return Err(StoreError::InvalidArgument("key must not be empty".into()));
         }
@@ -571,10 +576,12 @@ impl Store for MemoryStore {
     }
 
     async fn list(&self, prefix: &str, options: &ListOptions) -> Result<ListPage, StoreError> {
+        tokio::task::consume_budget().await;
         self.shared().inner.lock().state.list(prefix, options)
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StoreError> {
+        tokio::task::consume_budget().await;
         let (kv, wait) = self.write_create(key, value)?;
         if wait {
             self.durable(kv.mod_revision).await?;
@@ -588,6 +595,7 @@ impl Store for MemoryStore {
         value: Bytes,
         expected_mod_revision: Revision,
     ) -> Result<KeyValue, StoreError> {
+        tokio::task::consume_budget().await;
         let (kv, wait) = self.write_update(key, value, expected_mod_revision)?;
         if wait {
             self.durable(kv.mod_revision).await?;
@@ -600,6 +608,7 @@ impl Store for MemoryStore {
         key: &str,
         expected_mod_revision: Option<Revision>,
     ) -> Result<(KeyValue, Revision), StoreError> {
+        tokio::task::consume_budget().await;
         let (kv, revision, wait) = self.write_delete(key, expected_mod_revision)?;
         if wait {
             self.durable(revision).await?;
@@ -918,6 +927,36 @@ mod tests {
         });
         assert_eq!(w.next().await.unwrap().unwrap().revision(), 1);
         task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_task_looping_over_writes_lets_watchers_run() {
+        let store = MemoryStore::new();
+        let mut w = store.watch("/", 0).await.unwrap();
+        let seen = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let watcher = {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                while let Some(Ok(ev)) = w.next().await {
+                    seen.store(ev.revision(), std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        };
+        // The writer never awaits anything that is not ready: only the
+        // budget makes it yield to the watcher on this one-thread runtime.
+        let mut kv = store.create("/a", b("0")).await.unwrap();
+        for i in 0..10_000 {
+            kv = store
+                .update("/a", b(&i.to_string()), kv.mod_revision)
+                .await
+                .unwrap();
+        }
+        let lag = kv.mod_revision - seen.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            lag < 1_000,
+            "the watcher trails the writer by {lag} revisions"
+        );
+        watcher.abort();
     }
 
     #[tokio::test]
