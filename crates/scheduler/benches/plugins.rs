@@ -135,7 +135,7 @@ fn cycle(plugins: &[Arc<dyn Plugin>], pod: &PodInfo, snapshot: &Snapshot) -> (us
                     .is_none_or(|f| f.filter(&state, pod, n).is_success())
         });
         if ok {
-            feasible.push(n.clone());
+            feasible.push(&**n);
         }
     }
     let mut total = 0;

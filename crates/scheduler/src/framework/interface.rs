@@ -245,7 +245,7 @@ pub trait PostFilterPlugin: Plugin {
 /// Runs once per cycle before scoring, over the feasible nodes.
 pub trait PreScorePlugin: Plugin {
     /// Returns `Skip` to skip this plugin's Score for the cycle.
-    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[Arc<NodeInfo>]) -> Status;
+    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[&NodeInfo]) -> Status;
 }
 
 /// A node's score from one plugin, or the weighted total.

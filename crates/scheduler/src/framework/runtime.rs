@@ -958,12 +958,12 @@ impl Framework {
     /// diagnosis. Filtering stops after enough feasible nodes (see
     /// [`num_feasible_nodes_to_find`]) and starts where the previous cycle
     /// stopped.
-    pub fn find_nodes_that_fit(
+    pub fn find_nodes_that_fit<'s>(
         &self,
         state: &mut CycleState,
         pod: &PodInfo,
-        snapshot: &Snapshot,
-    ) -> Result<(Vec<Arc<NodeInfo>>, Diagnosis), ScheduleError> {
+        snapshot: &'s Snapshot,
+    ) -> Result<(Vec<&'s NodeInfo>, Diagnosis), ScheduleError> {
         let mut diagnosis = Diagnosis::default();
         let all = snapshot.len();
         let (pre, status, narrowed_by) = self.run_pre_filter_plugins(state, pod, snapshot);
@@ -1016,7 +1016,7 @@ impl Framework {
                 return Err(ScheduleError::Error(s));
             }
             if s.is_success() {
-                return Ok((vec![node.clone()], diagnosis));
+                return Ok((vec![&**node], diagnosis));
             }
         }
         let want = num_feasible_nodes_to_find(self.percentage_of_nodes_to_score, n);
@@ -1069,7 +1069,7 @@ impl Framework {
         }
         let nodes = snapshot.nodes();
         Ok((
-            feasible.into_iter().map(|i| nodes[i].clone()).collect(),
+            feasible.into_iter().map(|i| &*nodes[i]).collect(),
             diagnosis,
         ))
     }
@@ -1080,7 +1080,7 @@ impl Framework {
         &self,
         state: &mut CycleState,
         pod: &PodInfo,
-        nodes: &[Arc<NodeInfo>],
+        nodes: &[&NodeInfo],
     ) -> Result<Vec<i64>, Status> {
         for p in &self.pre_score {
             let Some(ps) = p.as_pre_score() else { continue };
@@ -1165,30 +1165,32 @@ impl Framework {
         Ok(totals)
     }
 
-    /// Picks the highest total; ties are broken at random.
-    pub fn select_host(&self, nodes: &[Arc<NodeInfo>], totals: &[i64]) -> Option<usize> {
-        let mut best: Option<usize> = None;
-        let mut ties = 0u64;
-        for (i, &t) in totals.iter().enumerate().take(nodes.len()) {
-            match best {
-                None => {
-                    best = Some(i);
-                    ties = 1;
-                }
-                Some(b) if t > totals[b] => {
-                    best = Some(i);
-                    ties = 1;
-                }
-                Some(b) if t == totals[b] => {
-                    ties += 1;
-                    if self.random().is_multiple_of(ties) {
-                        best = Some(i);
-                    }
-                }
-                _ => {}
-            }
-        }
-        best
+    /// Picks the highest total; ties are broken uniformly at random.
+    ///
+    /// ```
+    /// # use ketch_scheduler::framework::Framework;
+    /// # fn demo(fwk: &Framework) {
+    /// let best = fwk.select_host(&[40, 90, 90, 10]);
+    /// assert!(matches!(best, Some(1) | Some(2)));
+    /// assert_eq!(fwk.select_host(&[]), None);
+    /// # }
+    /// ```
+    pub fn select_host(&self, totals: &[i64]) -> Option<usize> {
+        // Two passes and one random draw: a draw per tie (reservoir
+        // sampling) cost a division per tied node, and most nodes tie.
+        let best = *totals.iter().max()?;
+        let ties = totals.iter().filter(|&&t| t == best).count();
+        let pick = if ties == 1 {
+            0
+        } else {
+            (self.random() % ties as u64) as usize
+        };
+        totals
+            .iter()
+            .enumerate()
+            .filter(|&(_, &t)| t == best)
+            .nth(pick)
+            .map(|(i, _)| i)
     }
 
     /// One scheduling decision: PreFilter, Filter, PreScore, Score and
@@ -1220,7 +1222,7 @@ impl Framework {
             .prioritize_nodes(state, pod, &feasible)
             .map_err(ScheduleError::Error)?;
         let best = self
-            .select_host(&feasible, &totals)
+            .select_host(&totals)
             .ok_or_else(|| ScheduleError::Error(Status::error("no node to select")))?;
         Ok(ScheduleResult {
             suggested_host: feasible[best].name().to_string(),

@@ -651,14 +651,24 @@ fn weighted_normalized_scores_pick_the_best_node() {
 #[test]
 fn ties_are_broken_at_random() {
     let (fwk, _) = framework(vec![], None);
-    let snap = nodes(3);
     let mut seen = std::collections::HashSet::new();
     for _ in 0..200 {
-        let i = fwk.select_host(snap.nodes(), &[7, 7, 3]).unwrap();
+        let i = fwk.select_host(&[7, 7, 3]).unwrap();
         seen.insert(i);
     }
     assert_eq!(seen.len(), 2, "both tied nodes are chosen sometimes");
     assert!(!seen.contains(&2));
+    // Ties are drawn uniformly: each of three tied nodes about a third of
+    // the time (the bound is many standard deviations away).
+    let mut counts = [0usize; 5];
+    for _ in 0..3000 {
+        counts[fwk.select_host(&[1, 9, 4, 9, 9]).unwrap()] += 1;
+    }
+    assert_eq!((counts[0], counts[2]), (0, 0));
+    for i in [1, 3, 4] {
+        assert!((800..1200).contains(&counts[i]), "{counts:?}");
+    }
+    assert_eq!(fwk.select_host(&[]), None);
 }
 
 #[test]

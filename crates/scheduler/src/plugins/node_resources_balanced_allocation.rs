@@ -2,8 +2,6 @@
 //! stays balanced across resources (cpu and memory by default) after the pod
 //! is placed: score = (1 - standard deviation of the fractions) * 100.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
@@ -116,7 +114,7 @@ impl Plugin for NodeResourcesBalancedAllocation {
 }
 
 impl PreScorePlugin for NodeResourcesBalancedAllocation {
-    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, _: &[Arc<NodeInfo>]) -> Status {
+    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, _: &[&NodeInfo]) -> Status {
         let requests = self.requests(pod);
         if requests.iter().all(|r| *r == 0) {
             return Status::skip();

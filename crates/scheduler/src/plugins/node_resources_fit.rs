@@ -5,8 +5,6 @@
 //! `LeastAllocated` (the default, spreads load), `MostAllocated` (packs) and
 //! `RequestedToCapacityRatio` (a piecewise-linear function of utilization).
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
@@ -611,7 +609,7 @@ impl FilterPlugin for NodeResourcesFit {
 }
 
 impl PreScorePlugin for NodeResourcesFit {
-    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, _: &[Arc<NodeInfo>]) -> Status {
+    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, _: &[&NodeInfo]) -> Status {
         state.write(PreScoreState {
             requests: self
                 .resources

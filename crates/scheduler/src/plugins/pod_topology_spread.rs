@@ -14,6 +14,7 @@
 //! ([`NodeInfo::labels`]), so Filter and Score index the counts by a
 //! node's label id instead of searching its label map.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -193,9 +194,9 @@ impl Counter {
 
     /// Recounts the nodes whose generation (`generations[i]` for
     /// `nodes[i]`) differs from the one last counted at their position.
-    fn refresh(
+    fn refresh<N: Borrow<NodeInfo>>(
         &mut self,
-        nodes: &[Arc<NodeInfo>],
+        nodes: &[N],
         generations: &[u64],
         constraints: &[Constraint],
         namespace: &str,
@@ -211,7 +212,7 @@ impl Counter {
         let changed: Vec<usize> =
             changed_positions(&self.generations, &generations[..len]).collect();
         for i in changed {
-            let contrib = self.contribution(&nodes[i], constraints, namespace, required);
+            let contrib = self.contribution(nodes[i].borrow(), constraints, namespace, required);
             self.apply(&contrib, 1);
             let slot = Slot { contrib };
             if i < self.slots.len() {
@@ -248,9 +249,9 @@ struct CounterCache {
 const MAX_COUNTERS: usize = 64;
 
 impl CounterCache {
-    fn counts(
+    fn counts<N: Borrow<NodeInfo>>(
         &mut self,
-        nodes: &[Arc<NodeInfo>],
+        nodes: &[N],
         generations: &[u64],
         constraints: &[Constraint],
         namespace: &str,
@@ -495,7 +496,7 @@ impl FilterPlugin for PodTopologySpread {
 }
 
 impl PreScorePlugin for PodTopologySpread {
-    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[Arc<NodeInfo>]) -> Status {
+    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[&NodeInfo]) -> Status {
         if nodes.is_empty() {
             return Status::skip();
         }
@@ -521,7 +522,7 @@ impl PreScorePlugin for PodTopologySpread {
         };
         // Normalizing weight: log(number of domains among the candidates + 2).
         let mut weights = SmallVec::new();
-        let scored: Vec<&Arc<NodeInfo>> = nodes
+        let scored: Vec<&&NodeInfo> = nodes
             .iter()
             .filter(|n| n.node().is_some() && has_all_keys(n.labels(), &constraints))
             .collect();
@@ -613,7 +614,7 @@ mod tests {
 
     use super::*;
     use crate::framework::Code;
-    use crate::plugins::testing::{NodeBuilder, PodBuilder};
+    use crate::plugins::testing::{NodeBuilder, PodBuilder, all_nodes};
 
     const ZONE: &str = "zone";
 
@@ -841,7 +842,10 @@ mod tests {
         let snapshot = Snapshot::from_nodes(cluster());
         let mut state = CycleState::default();
         let _ = p.pre_filter(&mut state, &pod, &snapshot);
-        assert!(p.pre_score(&mut state, &pod, snapshot.nodes()).is_success());
+        assert!(
+            p.pre_score(&mut state, &pod, &all_nodes(&snapshot))
+                .is_success()
+        );
         let mut scores: Vec<NodeScore> = snapshot
             .nodes()
             .iter()
@@ -864,6 +868,9 @@ mod tests {
         let mut state = CycleState::default();
         let plain = PodBuilder::new("q").build();
         let _ = p.pre_filter(&mut state, &plain, &snapshot);
-        assert!(p.pre_score(&mut state, &plain, snapshot.nodes()).is_skip());
+        assert!(
+            p.pre_score(&mut state, &plain, &all_nodes(&snapshot))
+                .is_skip()
+        );
     }
 }

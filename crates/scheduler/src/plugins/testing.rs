@@ -13,7 +13,7 @@ use ketch_core::{
     ObjectEventStream, ObjectList, ObjectMeta, Quantity, WatchParams,
 };
 
-use crate::framework::{NodeInfo, PodInfo};
+use crate::framework::{NodeInfo, PodInfo, Snapshot};
 
 /// A node under construction.
 pub struct NodeBuilder {
@@ -256,6 +256,11 @@ impl PodBuilder {
 }
 
 /// A node selector term of label requirements.
+/// Every node of `snapshot`, as PreScore receives the feasible nodes.
+pub fn all_nodes(snapshot: &Snapshot) -> Vec<&NodeInfo> {
+    snapshot.nodes().iter().map(|n| &**n).collect()
+}
+
 pub fn node_term(reqs: &[(&str, NodeSelectorOperator, &[&str])]) -> NodeSelectorTerm {
     NodeSelectorTerm {
         match_expressions: reqs

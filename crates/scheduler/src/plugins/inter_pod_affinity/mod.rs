@@ -18,6 +18,7 @@
 
 mod existing;
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -727,10 +728,10 @@ impl InterPodAffinity {
     /// pod's preferred terms against every pod, and, with `with_existing`,
     /// the existing pods' terms against the incoming pod (PreFilter takes
     /// those from the index instead).
-    fn pre_score_state(
+    fn pre_score_state<N: Borrow<NodeInfo>>(
         &self,
         pod: &PodInfo,
-        snapshot_nodes: &[Arc<NodeInfo>],
+        snapshot_nodes: &[N],
         with_existing: bool,
     ) -> PreScoreState {
         let terms = self.incoming_terms(&pod.pod);
@@ -743,6 +744,7 @@ impl InterPodAffinity {
         let hard = self.args.hard_pod_affinity_weight;
         let ignore_existing = self.args.ignore_preferred_terms_of_existing_pods || !with_existing;
         for info in snapshot_nodes {
+            let info = info.borrow();
             let Some(node) = info.node() else { continue };
             if node.metadata.labels.is_empty() {
                 continue;
@@ -1032,7 +1034,7 @@ impl FilterPlugin for InterPodAffinity {
 }
 
 impl PreScorePlugin for InterPodAffinity {
-    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[Arc<NodeInfo>]) -> Status {
+    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[&NodeInfo]) -> Status {
         let has_preferred = has_preferred_terms(&pod.pod);
         if nodes.is_empty() || (self.args.ignore_preferred_terms_of_existing_pods && !has_preferred)
         {
@@ -1049,10 +1051,10 @@ impl PreScorePlugin for InterPodAffinity {
             },
             None if has_preferred => self.pre_score_state(pod, nodes, true),
             None => {
-                let with_affinity: Vec<Arc<NodeInfo>> = nodes
+                let with_affinity: Vec<&NodeInfo> = nodes
                     .iter()
                     .filter(|n| !n.pods_with_affinity.is_empty())
-                    .cloned()
+                    .copied()
                     .collect();
                 self.pre_score_state(pod, &with_affinity, true)
             }
@@ -1130,7 +1132,7 @@ mod tests {
 
     use super::*;
     use crate::framework::Code;
-    use crate::plugins::testing::{NodeBuilder, PodBuilder, affinity_term};
+    use crate::plugins::testing::{NodeBuilder, PodBuilder, affinity_term, all_nodes};
 
     const HOST: &str = "kubernetes.io/hostname";
     const ZONE: &str = "zone";
@@ -1414,7 +1416,7 @@ mod tests {
         let snapshot = Snapshot::from_nodes(nodes);
         let mut state = CycleState::default();
         let _ = p.pre_filter(&mut state, pod, &snapshot);
-        let s = p.pre_score(&mut state, pod, snapshot.nodes());
+        let s = p.pre_score(&mut state, pod, &all_nodes(&snapshot));
         if s.is_skip() {
             return vec![0; snapshot.len()];
         }
