@@ -1,6 +1,7 @@
 //! The verbs: create, get, list, update, update status, patch, delete,
 //! watch and bind, with their concurrency, deletion and namespace rules.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -184,18 +185,33 @@ impl Inner {
         kind.info.decode_value(value).map_err(decode_error)
     }
 
+    /// The object's JSON, encoded in a buffer each thread reuses and then
+    /// copied into an allocation of its exact size: the store keeps the
+    /// value, and growing a fresh vector would take a dozen reallocations
+    /// and leave up to half of it unused.
     fn encode(&self, obj: &dyn Object) -> Result<Bytes, ApiError> {
-        let bytes = obj
-            .to_json()
-            .map_err(|e| ApiError::BadRequest(format!("encoding the object: {e}")))?;
-        if bytes.len() > self.max_request_bytes {
-            return Err(ApiError::TooLarge(format!(
-                "the object is {} bytes encoded; the limit is {} bytes",
-                bytes.len(),
-                self.max_request_bytes
-            )));
+        /// Larger buffers are not kept for the next encoding.
+        const KEEP: usize = 1 << 20;
+        thread_local! {
+            static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
         }
-        Ok(Bytes::from(bytes))
+        BUF.with_borrow_mut(|buf| {
+            buf.clear();
+            let encoded = obj.write_json(buf);
+            let result = match encoded {
+                Err(e) => Err(ApiError::BadRequest(format!("encoding the object: {e}"))),
+                Ok(()) if buf.len() > self.max_request_bytes => Err(ApiError::TooLarge(format!(
+                    "the object is {} bytes encoded; the limit is {} bytes",
+                    buf.len(),
+                    self.max_request_bytes
+                ))),
+                Ok(()) => Ok(Bytes::copy_from_slice(buf)),
+            };
+            if buf.capacity() > KEEP {
+                *buf = Vec::new();
+            }
+            result
+        })
     }
 
     fn record_write(&self, kind: &RegisteredKind, revision: Revision) {

@@ -38,6 +38,12 @@ pub trait Object: Any + Send + Sync + fmt::Debug {
     fn metadata_mut(&mut self) -> &mut ObjectMeta;
     /// Serializes the whole object (with `apiVersion` and `kind`) to JSON.
     fn to_json(&self) -> Result<Vec<u8>, serde_json::Error>;
+    /// Appends [`to_json`](Self::to_json)'s encoding to `out`, so a caller
+    /// can reuse one buffer.
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        out.extend_from_slice(&self.to_json()?);
+        Ok(())
+    }
     /// Serializes the whole object to a JSON value.
     fn to_value(&self) -> Result<serde_json::Value, serde_json::Error>;
     /// A boxed deep copy.
@@ -80,6 +86,9 @@ where
     }
     fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
+    }
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(out, self)
     }
     fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::to_value(self)
@@ -181,6 +190,9 @@ impl Object for DynamicObject {
     }
     fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
+    }
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(out, self)
     }
     fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::to_value(self)
