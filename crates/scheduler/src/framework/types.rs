@@ -325,29 +325,35 @@ impl NodeFlags {
 }
 
 /// A node with the pods on it (bound or assumed) and their summed requests.
+///
+/// The fields every Filter and Score of a cycle reads come first and are
+/// laid out in declaration order, so that a node costs a cycle as few cache
+/// lines as possible: past a few thousand nodes most node infos are out of
+/// cache when a cycle reaches them.
 #[derive(Clone, Debug, Default)]
+#[repr(C, align(64))]
 pub struct NodeInfo {
     node: Option<Arc<Node>>,
     flags: NodeFlags,
-    labels: NodeLabels,
+    /// Sum of the pods' requests (pods counted in `allowed_pod_number`).
+    pub requested: Resources,
+    /// What the node offers to pods.
+    pub allocatable: Resources,
+    /// Sum of the pods' requests with scoring defaults for unset cpu/memory.
+    pub non_zero_requested: Resources,
     /// Pods on the node, bound or assumed.
     pub pods: Vec<Arc<PodInfo>>,
+    /// Images on the node by name, with cluster-wide spread.
+    pub image_states: HashMap<String, ImageState>,
+    /// Changes on every update; snapshots copy only nodes whose generation moved.
+    pub generation: u64,
+    labels: NodeLabels,
     /// The pods that have pod affinity or anti-affinity terms.
     pub pods_with_affinity: Vec<Arc<PodInfo>>,
     /// The pods that have required anti-affinity terms.
     pub pods_with_required_anti_affinity: Vec<Arc<PodInfo>>,
     /// Host ports in use: (host IP, protocol, port).
     pub used_ports: Vec<(String, Protocol, i32)>,
-    /// Sum of the pods' requests (pods counted in `allowed_pod_number`).
-    pub requested: Resources,
-    /// Sum of the pods' requests with scoring defaults for unset cpu/memory.
-    pub non_zero_requested: Resources,
-    /// What the node offers to pods.
-    pub allocatable: Resources,
-    /// Images on the node by name, with cluster-wide spread.
-    pub image_states: HashMap<String, ImageState>,
-    /// Changes on every update; snapshots copy only nodes whose generation moved.
-    pub generation: u64,
 }
 
 impl NodeInfo {
