@@ -350,6 +350,21 @@ pub struct Framework {
     nominator: std::sync::OnceLock<Arc<dyn PodNominator>>,
     pool: Option<Arc<rayon::ThreadPool>>,
     parallel_threshold: usize,
+    /// Buffers scoring reuses from cycle to cycle.
+    score_scratch: Mutex<ScoreScratch>,
+    /// The allocation of the last cycle's feasible node list, for the next.
+    feasible_scratch: Mutex<Vec<usize>>,
+}
+
+/// Per-cycle scoring buffers: raw scores of every (node, plugin), one
+/// plugin's scores for normalization, and the weighted totals. Tens of
+/// kilobytes for a few hundred nodes; allocating them afresh on every cycle
+/// showed in the profile.
+#[derive(Default)]
+struct ScoreScratch {
+    raw: Vec<i64>,
+    scores: Vec<NodeScore>,
+    totals: Vec<i64>,
 }
 
 impl fmt::Debug for Framework {
@@ -575,6 +590,8 @@ impl Framework {
             nominator: std::sync::OnceLock::new(),
             pool: None,
             parallel_threshold: DEFAULT_PARALLEL_THRESHOLD,
+            score_scratch: Mutex::default(),
+            feasible_scratch: Mutex::default(),
         })
     }
 
@@ -836,7 +853,7 @@ impl Framework {
         // Expected work: until `want` feasible nodes are found.
         let pool = self.pool.as_ref().filter(|p| p.current_num_threads() > 1);
         if pool.is_none() || want.min(n) * filters.len().max(1) < self.parallel_threshold {
-            let mut feasible = Vec::with_capacity(want.min(n));
+            let mut feasible = self.index_buffer(want.min(n));
             let mut rejected = Vec::new();
             let mut processed = 0;
             for pos in 0..n {
@@ -912,7 +929,7 @@ impl Framework {
         });
         let mut results = results.into_inner();
         results.sort_unstable_by_key(|r| r.chunk);
-        let mut feasible = Vec::with_capacity(want.min(n));
+        let mut feasible = self.index_buffer(want.min(n));
         let mut rejected = Vec::new();
         let mut processed = 0;
         'outer: for r in &mut results {
@@ -951,6 +968,31 @@ impl Framework {
             rejected,
             processed,
             error: None,
+        }
+    }
+
+    /// An empty list for feasible node indices: the allocation a finished
+    /// cycle gave back (see [`Framework::recycle`]) when there is one.
+    fn index_buffer(&self, capacity: usize) -> Vec<usize> {
+        let mut v = self
+            .feasible_scratch
+            .try_lock()
+            .map(|mut kept| std::mem::take(&mut *kept))
+            .unwrap_or_default();
+        v.reserve(capacity);
+        v
+    }
+
+    /// Keeps the allocation of a cycle's feasible node list for the next
+    /// cycle. The list of references becomes a list of indices in place
+    /// (both are pointer-sized), so no memory is allocated or freed.
+    fn recycle(&self, mut nodes: Vec<&NodeInfo>) {
+        nodes.clear();
+        let empty: Vec<usize> = nodes.into_iter().map(|_| 0).collect();
+        if let Some(mut kept) = self.feasible_scratch.try_lock()
+            && kept.capacity() < empty.capacity()
+        {
+            *kept = empty;
         }
     }
 
@@ -1082,6 +1124,19 @@ impl Framework {
         pod: &PodInfo,
         nodes: &[&NodeInfo],
     ) -> Result<Vec<i64>, Status> {
+        let mut scratch = ScoreScratch::default();
+        self.prioritize_into(state, pod, nodes, &mut scratch)?;
+        Ok(scratch.totals)
+    }
+
+    /// [`Framework::prioritize_nodes`] into `scratch.totals`.
+    fn prioritize_into(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        nodes: &[&NodeInfo],
+        scratch: &mut ScoreScratch,
+    ) -> Result<(), Status> {
         for p in &self.pre_score {
             let Some(ps) = p.as_pre_score() else { continue };
             let s = ps.pre_score(state, pod, nodes);
@@ -1100,12 +1155,19 @@ impl Framework {
             .collect();
         let n = nodes.len();
         let np = scorers.len();
-        let mut totals = vec![0i64; n];
+        let ScoreScratch {
+            raw,
+            scores,
+            totals,
+        } = scratch;
+        totals.clear();
+        totals.resize(n, 0);
         if np == 0 {
-            return Ok(totals);
+            return Ok(());
         }
         // Node-major raw scores: raw[i * np + j] is plugin j's score of node i.
-        let mut raw = vec![0i64; n * np];
+        raw.clear();
+        raw.resize(n * np, 0);
         let error: Mutex<Option<Status>> = Mutex::new(None);
         let score_chunk = |first: usize, out: &mut [i64]| {
             for (k, row) in out.chunks_mut(np).enumerate() {
@@ -1133,23 +1195,22 @@ impl Framework {
                         .for_each(|(c, out)| score_chunk(c * CHUNK, out));
                 });
             }
-            _ => score_chunk(0, &mut raw),
+            _ => score_chunk(0, raw),
         }
         if let Some(e) = error.into_inner() {
             return Err(e);
         }
-        let mut scores: Vec<NodeScore> = Vec::with_capacity(n);
         for (j, (name, s, weight)) in scorers.iter().enumerate() {
             scores.clear();
             scores.extend((0..n).map(|i| NodeScore {
                 index: i,
                 score: raw[i * np + j],
             }));
-            let st = s.normalize_scores(state, pod, &mut scores);
+            let st = s.normalize_scores(state, pod, scores);
             if !st.is_success() {
                 return Err(st.with_plugin(name));
             }
-            for ns in &scores {
+            for ns in scores.iter() {
                 if ns.score > MAX_NODE_SCORE || ns.score < super::MIN_NODE_SCORE {
                     return Err(Status::error(format!(
                         "plugin {name} returned an invalid score {} (must be within 0..=100)",
@@ -1162,7 +1223,7 @@ impl Framework {
                 }
             }
         }
-        Ok(totals)
+        Ok(())
     }
 
     /// Picks the highest total; ties are broken uniformly at random.
@@ -1218,17 +1279,25 @@ impl Framework {
                 feasible_nodes: 1,
             });
         }
-        let totals = self
-            .prioritize_nodes(state, pod, &feasible)
+        // A concurrent cycle of the same profile uses buffers of its own.
+        let mut own = None;
+        let mut shared = self.score_scratch.try_lock();
+        let scratch = match shared.as_deref_mut() {
+            Some(s) => s,
+            None => own.insert(ScoreScratch::default()),
+        };
+        self.prioritize_into(state, pod, &feasible, scratch)
             .map_err(ScheduleError::Error)?;
         let best = self
-            .select_host(&totals)
+            .select_host(&scratch.totals)
             .ok_or_else(|| ScheduleError::Error(Status::error("no node to select")))?;
-        Ok(ScheduleResult {
+        let result = ScheduleResult {
             suggested_host: feasible[best].name().to_string(),
             evaluated_nodes: evaluated,
             feasible_nodes: feasible.len(),
-        })
+        };
+        self.recycle(feasible);
+        Ok(result)
     }
 
     /// Runs PostFilter plugins until one succeeds; returns its result and

@@ -649,6 +649,30 @@ fn weighted_normalized_scores_pick_the_best_node() {
 }
 
 #[test]
+fn cycles_reuse_the_feasible_list_allocation() {
+    let (fwk, _) = framework(
+        vec![Arc::new(Probe {
+            name: "F",
+            reject: vec![("-3", Code::Unschedulable, "no")],
+            score_fn: Some(|_| 1),
+            ..Probe::default()
+        })],
+        None,
+    );
+    let snap = nodes(20);
+    let r = fwk
+        .schedule_pod(&mut CycleState::default(), &pod(), &snap)
+        .unwrap();
+    assert_eq!(r.feasible_nodes, 19);
+    let kept = fwk.feasible_scratch.lock().capacity();
+    assert!(kept >= 19, "the finished cycle gave its list back ({kept})");
+    // The next cycle takes it, and gives it back again.
+    fwk.schedule_pod(&mut CycleState::default(), &pod(), &snap)
+        .unwrap();
+    assert_eq!(fwk.feasible_scratch.lock().capacity(), kept);
+}
+
+#[test]
 fn ties_are_broken_at_random() {
     let (fwk, _) = framework(vec![], None);
     let mut seen = std::collections::HashSet::new();
