@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 use ketch_core::validation::{
     ValidationErrors, check_dns1123_label, validate_namespace, validate_node, validate_object,
-    validate_pod, validate_service,
+    validate_pod, validate_pod_status_update, validate_service,
 };
 
 use crate::watch_cache::WatchCache;
@@ -55,6 +55,11 @@ pub trait Strategy: Send + Sync + 'static {
     /// Checks the object (and the change from `old` on updates); every
     /// problem names its field path.
     fn validate(&self, obj: &dyn Object, old: Option<&dyn Object>) -> Result<(), ValidationErrors>;
+    /// Checks an object written through the status subresource, given the
+    /// stored one. The default runs [`validate`](Self::validate).
+    fn validate_status(&self, obj: &dyn Object, old: &dyn Object) -> Result<(), ValidationErrors> {
+        self.validate(obj, Some(old))
+    }
     /// True when the desired state differs; bumps `metadata.generation`.
     fn spec_changed(&self, old: &dyn Object, new: &dyn Object) -> bool;
     /// Makes `new` carry `old`'s status (a main-resource update).
@@ -91,6 +96,7 @@ type FieldFn<K> = for<'a> fn(&'a K) -> Option<Cow<'a, str>>;
 /// `(keep_status, keep_spec)` of a kind with a status subresource.
 type StatusFns<K> = (fn(&mut K, &K), fn(&mut K, &K));
 type ValidateFn<K> = fn(&K, Option<&K>) -> Result<(), ValidationErrors>;
+type ValidateStatusFn<K> = fn(&K, &K) -> Result<(), ValidationErrors>;
 
 /// The [`Strategy`] of a typed kind `K`, assembled from plain functions.
 ///
@@ -107,6 +113,7 @@ pub struct TypedStrategy<K> {
     spec_eq: fn(&K, &K) -> bool,
     default: Option<fn(&mut K)>,
     validate: Option<ValidateFn<K>>,
+    validate_status: Option<ValidateStatusFn<K>>,
     fields: Vec<(&'static str, FieldFn<K>)>,
     node_name: Option<for<'a> fn(&'a K) -> Option<&'a str>>,
     prepare_delete: Option<fn(&mut K)>,
@@ -142,6 +149,7 @@ impl<K: Resource + Object + Clone + PartialEq> TypedStrategy<K> {
             spec_eq: eq_ignoring_metadata::<K>,
             default: None,
             validate: None,
+            validate_status: None,
             fields: Vec::new(),
             node_name: None,
             prepare_delete: None,
@@ -177,6 +185,14 @@ impl<K: Resource + Object + Clone + PartialEq> TypedStrategy<K> {
     /// built-in kinds, metadata for others).
     pub fn validation(mut self, f: ValidateFn<K>) -> Self {
         self.validate = Some(f);
+        self
+    }
+
+    /// Sets the validation of status updates (`f(new, stored)`). Without
+    /// one, status updates run the function given to
+    /// [`validation`](Self::validation).
+    pub fn status_validation(mut self, f: ValidateStatusFn<K>) -> Self {
+        self.validate_status = Some(f);
         self
     }
 
@@ -233,6 +249,16 @@ impl<K: Resource + Object + Clone + PartialEq> Strategy for TypedStrategy<K> {
         match (self.validate, obj.downcast_ref::<K>()) {
             (Some(f), Some(k)) => f(k, old.and_then(|o| o.downcast_ref::<K>())),
             _ => validate_object(obj, &ApiResource::of::<K>()),
+        }
+    }
+    fn validate_status(&self, obj: &dyn Object, old: &dyn Object) -> Result<(), ValidationErrors> {
+        match (
+            self.validate_status,
+            obj.downcast_ref::<K>(),
+            old.downcast_ref::<K>(),
+        ) {
+            (Some(f), Some(k), Some(o)) => f(k, o),
+            _ => self.validate(obj, Some(old)),
         }
     }
     fn spec_changed(&self, old: &dyn Object, new: &dyn Object) -> bool {
@@ -620,6 +646,7 @@ pub(crate) fn builtin_kinds() -> Vec<KindRegistration> {
     let pod = spec_status!(Pod)
         .defaulting(crate::admission::defaults::default_pod)
         .validation(|p, _| validate_pod(p))
+        .status_validation(validate_pod_status_update)
         .node_name(|p| p.spec.node_name.as_deref())
         .terminal(pod_terminal)
         .field("spec.nodeName", |p| {

@@ -710,3 +710,44 @@ async fn the_server_compacts_the_store_periodically() {
         2
     );
 }
+
+#[tokio::test]
+async fn a_status_update_validates_metadata_but_not_the_stored_spec() {
+    let store: std::sync::Arc<dyn ketch_core::Store> =
+        std::sync::Arc::new(ketch_store::MemoryStore::new());
+    // A pod whose spec fails validation, written without admission.
+    let unchecked = ketch_apiserver::ApiServer::builder(store.clone())
+        .without_default_admission()
+        .build()
+        .await
+        .unwrap();
+    let mut bad = pod("default", "old");
+    bad.spec.containers[0].image = None;
+    Api::<Pod>::namespaced(unchecked.client(), "default")
+        .create(bad)
+        .await
+        .unwrap();
+    drop(unchecked);
+    let server = ketch_apiserver::ApiServer::builder(store)
+        .build()
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(server.client(), "default");
+    let stored = pods.get("old").await.unwrap();
+    let mut p = (*stored).clone();
+    p.status.phase = Some(PodPhase::Running);
+    let updated = pods.update_status(p).await.unwrap();
+    assert_eq!(updated.status.phase, Some(PodPhase::Running));
+    // A main-resource update still validates the spec.
+    let mut p = (*updated).clone();
+    p.metadata.labels.insert("app".into(), "web".into());
+    match pods.update(p).await {
+        Err(ApiError::Invalid(msg)) => {
+            assert!(
+                msg.contains("spec.containers[0].image: Required value"),
+                "{msg}"
+            )
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}

@@ -1302,6 +1302,25 @@ pub fn validate_pod(pod: &Pod) -> Result<(), ValidationErrors> {
     errs.into_result()
 }
 
+/// Validates a pod written through the status subresource, given the stored
+/// pod: the metadata always, the spec only when it differs from the stored
+/// one (a status update carries the stored spec, which was validated when it
+/// was written). Pod status has no rules of its own.
+///
+/// ```
+/// use ketch_core::{ObjectMeta, api::Pod, validation::{validate_pod, validate_pod_status_update}};
+/// let old = Pod { metadata: ObjectMeta::named("default", "web"), ..Pod::default() };
+/// assert!(validate_pod(&old).is_err()); // no containers
+/// assert_eq!(validate_pod_status_update(&old.clone(), &old), Ok(()));
+/// ```
+pub fn validate_pod_status_update(pod: &Pod, old: &Pod) -> Result<(), ValidationErrors> {
+    let mut errs = metadata(&pod.metadata, true, check_dns1123_subdomain);
+    if pod.spec != old.spec {
+        validate_pod_spec(&pod.spec, &FieldPath::new("spec"), &mut errs);
+    }
+    errs.into_result()
+}
+
 fn validate_template(
     selector: &LabelSelector,
     template: &PodTemplateSpec,
@@ -2009,6 +2028,34 @@ mod tests {
             let got = validate_pod(&pod(spec.clone())).map_err(|e| e.to_string());
             assert_eq!(got, Err(want.to_string()), "{spec}");
         }
+    }
+
+    #[test]
+    fn pod_status_update_checks_metadata_and_a_changed_spec() {
+        // A stored spec is not validated again when the update carries it unchanged.
+        let old = pod(json!({"containers": [{"name": "a"}]}));
+        assert!(validate_pod(&old).is_err());
+        let mut new = old.clone();
+        new.status.phase = Some(crate::api::PodPhase::Running);
+        assert_eq!(validate_pod_status_update(&new, &old), Ok(()));
+        // A changed spec is.
+        new.spec.containers[0].name = "b".into();
+        assert_eq!(
+            validate_pod_status_update(&new, &old)
+                .unwrap_err()
+                .to_string(),
+            "spec.containers[0].image: Required value"
+        );
+        // Metadata always is.
+        let mut new = old.clone();
+        new.metadata.labels.insert("app".into(), "-web".into());
+        let err = validate_pod_status_update(&new, &old).unwrap_err();
+        assert_eq!(err.0.len(), 1);
+        assert!(
+            err.to_string()
+                .starts_with("metadata.labels: Invalid value: \"-web\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -96,7 +96,11 @@ impl Admission for Validation {
         if req.operation == Operation::Delete || req.subresource == "binding" {
             return Ok(());
         }
-        req.strategy.validate(obj, req.old).map_err(|errors| {
+        let result = match (req.subresource, req.old) {
+            ("status", Some(old)) => req.strategy.validate_status(obj, old),
+            _ => req.strategy.validate(obj, req.old),
+        };
+        result.map_err(|errors| {
             ApiError::Invalid(format!(
                 "{} {:?} is invalid: {errors}",
                 obj.kind(),
