@@ -366,7 +366,7 @@ impl WatchCache {
     }
 
     /// Replaces the whole content from a list at `revision`; ends every
-    /// watcher (they may have missed events).
+    /// watcher that waits for events before it (they may have missed some).
     fn reset(&self, items: Vec<(String, ArcObject)>, revision: Revision) {
         let mut state = self.state.write();
         let strategy = &self.strategy;
@@ -388,20 +388,24 @@ impl WatchCache {
             }
             state.objects.insert(key, obj);
         }
-        let had_content = state.revision > 0 || !state.history.is_empty();
         state.revision = revision;
         state.window_start = revision;
         state.history.clear();
-        if had_content {
-            for (_, w) in state.watchers.drain() {
+        // A watcher waiting for events after an earlier revision may have
+        // missed some that the list folded in: it ends with `Expired`. One
+        // that starts at or after the list's revision missed nothing.
+        let keep = |w: &Watcher| {
+            if w.after < revision {
                 w.expired.store(true, Ordering::SeqCst);
+                return false;
             }
-            for (_, ws) in state.node_watchers.drain() {
-                for (_, w) in ws {
-                    w.expired.store(true, Ordering::SeqCst);
-                }
-            }
-        }
+            true
+        };
+        state.watchers.retain(|_, w| keep(w));
+        state.node_watchers.retain(|_, ws| {
+            ws.retain(|_, w| keep(w));
+            !ws.is_empty()
+        });
         drop(state);
         let mut recent = self.recent.lock();
         recent.objects.clear();
@@ -966,6 +970,38 @@ mod tests {
         assert_eq!(cache.watcher_count(), 1);
         drop(b);
         assert_eq!(cache.watcher_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_relist_ends_the_watchers_it_may_have_skipped_events_of() {
+        let cache = pods_cache(100);
+        // Synced on an empty store; watches wait for revisions it has not seen.
+        cache.reset(Vec::new(), 0);
+        let mut early = cache
+            .watch(ObjectFilter::default(), Some(4), false)
+            .unwrap();
+        let mut on_node = cache.watch(node_filter("a"), Some(4), false).unwrap();
+        let mut later = cache
+            .watch(ObjectFilter::default(), Some(50), false)
+            .unwrap();
+        // The store compacted past the cache: it relists at 44, folding in
+        // events 5..=44 the early watchers never got.
+        cache.reset(vec![], 44);
+        for stream in [&mut early, &mut on_node] {
+            let ended = tokio::time::timeout(Duration::from_secs(5), stream.next())
+                .await
+                .expect("the watch ends instead of waiting for events it missed");
+            assert!(
+                matches!(ended, Some(Err(ApiError::Expired(_)))),
+                "{ended:?}"
+            );
+        }
+        assert_eq!(cache.watcher_count(), 1);
+        cache.apply(&[put(51, "p51", None)]);
+        assert_eq!(
+            drain(&mut later),
+            [("Added".to_string(), "p51".to_string())]
+        );
     }
 
     #[tokio::test]
