@@ -522,8 +522,9 @@ impl PreScorePlugin for PodTopologySpread {
         };
         // Normalizing weight: log(number of domains among the candidates + 2).
         let mut weights = SmallVec::new();
-        let scored: Vec<&&NodeInfo> = nodes
+        let scored: Vec<&NodeInfo> = nodes
             .iter()
+            .copied()
             .filter(|n| n.node().is_some() && has_all_keys(n.labels(), &constraints))
             .collect();
         for c in constraints.iter() {
