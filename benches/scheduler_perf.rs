@@ -53,6 +53,13 @@ use crate::workloads::{
     CHURN_NAMESPACE, INITIAL_NAMESPACE, MEASURED_NAMESPACE, NAMESPACES, PodGroup, Workload,
 };
 
+/// The harness allocates with mimalloc, as the `ketch` binary does (feature
+/// `mimalloc`, on by default; `--no-default-features` measures glibc's
+/// malloc).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Longest wait for a phase's pods to be bound.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(120);
 

@@ -20,6 +20,13 @@ use ketch::core::{
     ApiError, ArcObject, Client, DeleteOutcome, DeleteParams, ListParams, Object, Scheme,
 };
 
+/// mimalloc keeps a long-running control plane's allocation cost flat where
+/// glibc's malloc degrades as the heap fragments (feature `mimalloc`, on by
+/// default).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DEFAULT_DATA_DIR: &str = "ketch-data";
 const DEFAULT_LISTEN: &str = "127.0.0.1:6443";
 const TOKEN_FILE_NAME: &str = "admin.token";
