@@ -7,7 +7,9 @@
 //! two: before and after) plus the unindexed watchers — thousands of node
 //! agents each watching their own pods cost per event, not per watcher.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -94,8 +96,9 @@ struct RecentWrites {
 enum InFlight {
     /// The store has not confirmed the write to the cache yet.
     Waiting { len: usize, object: Box<dyn Object> },
-    /// The cache applied the write with this object first.
-    Taken(ArcObject),
+    /// The cache applied the write with this object first; the flag tells
+    /// whether the object had no `resourceVersion` when it was encoded.
+    Taken(ArcObject, bool),
 }
 
 /// The cache of one kind.
@@ -186,7 +189,7 @@ impl WatchCache {
             return PendingWrite {
                 cache: self,
                 key,
-                _value: value,
+                value,
                 address: Some(address),
                 object: None,
             };
@@ -194,7 +197,7 @@ impl WatchCache {
         PendingWrite {
             cache: self,
             key,
-            _value: value,
+            value,
             address: None,
             object: Some(object),
         }
@@ -644,12 +647,94 @@ fn take_in_flight(recent: &mut RecentWrites, kv: &ketch_core::KeyValue) -> Optio
     let Some(InFlight::Waiting { mut object, .. }) = recent.in_flight.remove(&address) else {
         return None;
     };
+    let unversioned = object.metadata().resource_version.is_none();
     object.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
     let object: ArcObject = Arc::from(object);
     recent
         .in_flight
-        .insert(address, InFlight::Taken(object.clone()));
+        .insert(address, InFlight::Taken(object.clone(), unversioned));
     Some(object)
+}
+
+tokio::task_local! {
+    /// The last write made inside [`capture_written`] on this task.
+    static WRITTEN: RefCell<Option<WrittenEncoding>>;
+}
+
+/// An object this server wrote and the JSON the store holds for it, which
+/// is the object's encoding without its `resourceVersion`.
+pub(crate) struct WrittenEncoding {
+    object: ArcObject,
+    value: Bytes,
+}
+
+impl WrittenEncoding {
+    /// The JSON encoding of `object` (`resourceVersion` included) made from
+    /// the stored bytes, when `object` is the written object and its stored
+    /// encoding has the usual shape; `None` means "encode it yourself".
+    pub(crate) fn json_of(&self, object: &ArcObject) -> Option<Vec<u8>> {
+        if !Arc::ptr_eq(&self.object, object) {
+            return None;
+        }
+        let rv = object.metadata().resource_version.as_deref()?;
+        with_resource_version(&self.value, rv)
+    }
+}
+
+/// Runs `write` and returns its output along with the encoding of the last
+/// object it wrote through a watch cache, so a caller can send the object
+/// on without encoding it again.
+pub(crate) async fn capture_written<F: Future>(write: F) -> (F::Output, Option<WrittenEncoding>) {
+    WRITTEN
+        .scope(RefCell::new(None), async move {
+            let out = write.await;
+            let written = WRITTEN.with(|slot| slot.borrow_mut().take());
+            (out, written)
+        })
+        .await
+}
+
+/// `json`, an object encoded as `{"apiVersion":"..","kind":"..","metadata":{..`
+/// without a `resourceVersion`, with `"resourceVersion":"<rv>"` added as the
+/// first field of its metadata; `None` when `json` does not start that way
+/// or `rv` is not a plain revision number.
+fn with_resource_version(json: &[u8], rv: &str) -> Option<Vec<u8>> {
+    /// The length of a JSON string without escapes at the start of `s`,
+    /// its closing quote included.
+    fn plain_string(s: &[u8]) -> Option<usize> {
+        let end = s.iter().position(|&b| b == b'"' || b == b'\\')?;
+        (s[end] == b'"').then_some(end + 1)
+    }
+    if rv.is_empty() || !rv.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut at = b"{\"apiVersion\":\"".len();
+    if !json.starts_with(b"{\"apiVersion\":\"") {
+        return None;
+    }
+    at += plain_string(&json[at..])?;
+    const KIND: &[u8] = b",\"kind\":\"";
+    if !json[at..].starts_with(KIND) {
+        return None;
+    }
+    at += KIND.len();
+    at += plain_string(&json[at..])?;
+    const METADATA: &[u8] = b",\"metadata\":{";
+    if !json[at..].starts_with(METADATA) {
+        return None;
+    }
+    at += METADATA.len();
+    let (head, tail) = json.split_at(at);
+    let mut out = Vec::with_capacity(json.len() + rv.len() + 24);
+    out.extend_from_slice(head);
+    out.extend_from_slice(b"\"resourceVersion\":\"");
+    out.extend_from_slice(rv.as_bytes());
+    out.push(b'"');
+    if !tail.starts_with(b"}") {
+        out.push(b',');
+    }
+    out.extend_from_slice(tail);
+    Some(out)
 }
 
 /// A write registered with [`WatchCache::expect_write`]: say how the store
@@ -657,8 +742,9 @@ fn take_in_flight(recent: &mut RecentWrites, kv: &ketch_core::KeyValue) -> Optio
 pub(crate) struct PendingWrite<'a> {
     cache: &'a WatchCache,
     key: &'a str,
-    /// Keeps the registered address unique while the write is in flight.
-    _value: Bytes,
+    /// The encoded value; keeps the registered address unique while the
+    /// write is in flight.
+    value: Bytes,
     /// The address the write is registered under, until it is answered.
     address: Option<usize>,
     /// The object when it was not registered (an empty value).
@@ -671,18 +757,43 @@ impl PendingWrite<'_> {
     /// `None` only if the registration was lost, which cannot happen.
     pub(crate) fn written(mut self, revision: Revision) -> Option<ArcObject> {
         let mut recent = self.cache.recent.lock();
-        let mut object = match (self.object.take(), self.address.take()) {
-            (Some(object), _) => object,
+        let (mut object, unversioned) = match (self.object.take(), self.address.take()) {
+            (Some(object), _) => (object, false),
             (None, Some(address)) => match recent.in_flight.remove(&address)? {
-                InFlight::Taken(object) => return Some(object),
-                InFlight::Waiting { object, .. } => object,
+                InFlight::Taken(object, unversioned) => {
+                    drop(recent);
+                    self.capture(&object, unversioned);
+                    return Some(object);
+                }
+                InFlight::Waiting { object, .. } => {
+                    let unversioned = object.metadata().resource_version.is_none();
+                    (object, unversioned)
+                }
             },
             (None, None) => return None,
         };
         object.metadata_mut().resource_version = Some(revision.to_string());
         let object: ArcObject = Arc::from(object);
         WatchCache::offer(&mut recent, self.key, revision, &object);
+        drop(recent);
+        self.capture(&object, unversioned);
         Some(object)
+    }
+
+    /// Hands the written object and its stored encoding to a caller inside
+    /// [`capture_written`], when the encoding lacks only the
+    /// `resourceVersion` the object now has.
+    fn capture(&self, object: &ArcObject, unversioned: bool) {
+        if !unversioned || self.value.is_empty() {
+            return;
+        }
+        // Outside a capture scope there is nothing to do.
+        let _ = WRITTEN.try_with(|slot| {
+            *slot.borrow_mut() = Some(WrittenEncoding {
+                object: object.clone(),
+                value: self.value.clone(),
+            });
+        });
     }
 
     /// The store did not take the write: the object back as registered.
@@ -696,7 +807,7 @@ impl PendingWrite<'_> {
             InFlight::Waiting { object, .. } => Some(object),
             // A store that failed after writing (e.g. its log): the cache
             // applied the write already.
-            InFlight::Taken(object) => {
+            InFlight::Taken(object, _) => {
                 let mut object = object.clone_boxed();
                 object.metadata_mut().resource_version = None;
                 Some(object)
@@ -1126,5 +1237,93 @@ mod tests {
         let (pod, event) = written_pod(3, "p", "two");
         drop(cache.expect_write("/registry/pods/default/p", value_of(&event), pod));
         assert!(cache.recent.lock().in_flight.is_empty());
+    }
+
+    /// The JSON a capture gives for `written`, decoded back.
+    fn captured_json(written: &ArcObject, encoding: Option<WrittenEncoding>) -> Pod {
+        let json = encoding
+            .expect("captured")
+            .json_of(written)
+            .expect("spliced");
+        serde_json::from_slice(&json).expect("valid JSON")
+    }
+
+    #[tokio::test]
+    async fn a_captured_write_gives_the_stored_json_with_the_resource_version() {
+        let cache = pods_cache(100);
+        cache.reset(Vec::new(), 1);
+        let key = "/registry/pods/default/p";
+        // Answered before the cache applied the write...
+        let (pod, event) = written_pod(2, "p", "one");
+        let (written, encoding) =
+            capture_written(async { cache.expect_write(key, value_of(&event), pod).written(2) })
+                .await;
+        let written = written.expect("registered");
+        let back = captured_json(&written, encoding);
+        assert!(written.eq_object(&back), "{back:?}");
+        assert_eq!(back.metadata.resource_version.as_deref(), Some("2"));
+        // ...and after.
+        let (pod, event) = written_pod(3, "p", "two");
+        let (written, encoding) = capture_written(async {
+            let pending = cache.expect_write(key, value_of(&event), pod);
+            cache.apply(std::slice::from_ref(&event));
+            pending.written(3)
+        })
+        .await;
+        let written = written.expect("registered");
+        let back = captured_json(&written, encoding);
+        assert!(written.eq_object(&back), "{back:?}");
+        assert_eq!(back.status.message.as_deref(), Some("two"));
+    }
+
+    #[tokio::test]
+    async fn a_capture_fits_only_the_written_object() {
+        let cache = pods_cache(100);
+        cache.reset(Vec::new(), 1);
+        let key = "/registry/pods/default/p";
+        let (pod, event) = written_pod(2, "p", "one");
+        let (written, encoding) =
+            capture_written(async { cache.expect_write(key, value_of(&event), pod).written(2) })
+                .await;
+        let encoding = encoding.expect("captured");
+        let other: ArcObject = Arc::from(written.expect("registered").clone_boxed());
+        assert!(encoding.json_of(&other).is_none());
+        // An object encoded with a resourceVersion is not captured.
+        let (mut pod, event) = written_pod(3, "p", "two");
+        pod.metadata_mut().resource_version = Some("2".into());
+        let (_, encoding) =
+            capture_written(async { cache.expect_write(key, value_of(&event), pod).written(3) })
+                .await;
+        assert!(encoding.is_none());
+        // Writes outside a capture work as before.
+        let (pod, event) = written_pod(4, "p", "three");
+        assert!(
+            cache
+                .expect_write(key, value_of(&event), pod)
+                .written(4)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn the_resource_version_goes_first_into_the_metadata() {
+        let json = br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"spec":{}}"#;
+        assert_eq!(
+            with_resource_version(json, "17").as_deref(),
+            Some(&br#"{"apiVersion":"v1","kind":"Pod","metadata":{"resourceVersion":"17","name":"a"},"spec":{}}"#[..])
+        );
+        let empty = br#"{"apiVersion":"v1","kind":"Pod","metadata":{}}"#;
+        assert_eq!(
+            with_resource_version(empty, "3").as_deref(),
+            Some(&br#"{"apiVersion":"v1","kind":"Pod","metadata":{"resourceVersion":"3"}}"#[..])
+        );
+        // Anything unusual is left to a fresh encoding.
+        assert!(with_resource_version(json, "1\"").is_none());
+        assert!(with_resource_version(json, "").is_none());
+        let escaped = br#"{"apiVersion":"v\"1","kind":"Pod","metadata":{}}"#;
+        assert!(with_resource_version(escaped, "3").is_none());
+        let reordered = br#"{"kind":"Pod","apiVersion":"v1","metadata":{}}"#;
+        assert!(with_resource_version(reordered, "3").is_none());
+        assert!(with_resource_version(b"{\"apiVersion\":\"v1", "3").is_none());
     }
 }

@@ -11,7 +11,8 @@ use std::task::{Context, Poll};
 use futures::StreamExt;
 use std::collections::HashMap;
 
-use ketch_core::{ApiError, Client, DeleteOutcome, Object, Scheme};
+use bytes::Bytes;
+use ketch_core::{ApiError, ArcObject, Client, DeleteOutcome, Object, Scheme};
 use parking_lot::RwLock;
 use tonic::codegen::{BoxFuture, BoxStream, http};
 use tonic::server::{Grpc, NamedService, ServerStreamingService, UnaryService};
@@ -26,6 +27,7 @@ use super::convert::{
 };
 use super::proto::{self, path};
 use crate::ApiServer;
+use crate::watch_cache::capture_written;
 
 /// HTTP/2 flow-control window of one stream: fixed and large, so that lists
 /// stream at full speed without the pings adaptive windows cost per call.
@@ -221,6 +223,26 @@ fn object_response(obj: &dyn Object) -> Result<Response<proto::ObjectResponse>, 
     }))
 }
 
+/// Runs a write and answers with the object it returns. When the object is
+/// the one the API server just stored, its reply is made from the stored
+/// JSON instead of encoding the object again.
+async fn written_response(
+    write: impl Future<Output = Result<ArcObject, ApiError>>,
+) -> Result<Response<proto::ObjectResponse>, Status> {
+    let (out, written) = capture_written(write).await;
+    let out = out.map_err(st)?;
+    match written.and_then(|w| w.json_of(&out)) {
+        Some(json) => Ok(Response::new(proto::ObjectResponse {
+            object: Some(proto::RawObject {
+                api_version: out.api_version().to_string(),
+                kind: out.kind().to_string(),
+                json: Bytes::from(json),
+            }),
+        })),
+        None => object_response(out.as_ref()),
+    }
+}
+
 type Reply<T> = BoxFuture<Response<T>, Status>;
 type Handler<Req, Resp> = fn(Arc<Inner>, Request<Req>) -> Reply<Resp>;
 
@@ -228,8 +250,7 @@ fn create(inner: Arc<Inner>, req: Request<proto::ObjectRequest>) -> Reply<proto:
     Box::pin(async move {
         let client = inner.client(&req)?;
         let obj = inner.decode(required(req.into_inner().object).map_err(st)?)?;
-        let out = client.create(obj).await.map_err(st)?;
-        object_response(out.as_ref())
+        written_response(client.create(obj)).await
     })
 }
 
@@ -237,8 +258,7 @@ fn update(inner: Arc<Inner>, req: Request<proto::ObjectRequest>) -> Reply<proto:
     Box::pin(async move {
         let client = inner.client(&req)?;
         let obj = inner.decode(required(req.into_inner().object).map_err(st)?)?;
-        let out = client.update(obj).await.map_err(st)?;
-        object_response(out.as_ref())
+        written_response(client.update(obj)).await
     })
 }
 
@@ -249,8 +269,7 @@ fn update_status(
     Box::pin(async move {
         let client = inner.client(&req)?;
         let obj = inner.decode(required(req.into_inner().object).map_err(st)?)?;
-        let out = client.update_status(obj).await.map_err(st)?;
-        object_response(out.as_ref())
+        written_response(client.update_status(obj)).await
     })
 }
 
@@ -308,11 +327,7 @@ fn patch(inner: Arc<Inner>, req: Request<proto::PatchRequest>) -> Reply<proto::O
                 "patch is not valid JSON: {e}"
             )))
         })?;
-        let out = client
-            .patch(&r.resource, r.namespace.as_deref(), &r.name, &patch)
-            .await
-            .map_err(st)?;
-        object_response(out.as_ref())
+        written_response(client.patch(&r.resource, r.namespace.as_deref(), &r.name, &patch)).await
     })
 }
 
@@ -340,11 +355,7 @@ fn bind(inner: Arc<Inner>, req: Request<proto::BindRequest>) -> Reply<proto::Obj
     Box::pin(async move {
         let client = inner.client(&req)?;
         let r = req.into_inner();
-        let out = client
-            .bind(&r.namespace, &r.pod, &r.node)
-            .await
-            .map_err(st)?;
-        object_response(out.as_ref())
+        written_response(client.bind(&r.namespace, &r.pod, &r.node)).await
     })
 }
 
