@@ -7,6 +7,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -34,6 +37,11 @@ use crate::watch_cache::capture_written;
 pub(crate) const WINDOW: u32 = 4 * 1024 * 1024;
 /// HTTP/2 flow-control window of a whole connection.
 pub(crate) const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+
+/// Interval of HTTP/2 pings on an idle connection.
+const KEEPALIVE_INTERVAL: Option<Duration> = Some(Duration::from_secs(30));
+/// How long a ping may go unanswered before the connection is closed.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default limit of one object in a request: 3 MiB, as Kubernetes.
 pub const DEFAULT_MAX_OBJECT_BYTES: usize = 3 * 1024 * 1024;
@@ -530,17 +538,71 @@ impl GrpcServer {
             .await
     }
 
-    /// Serves connections of `listener` until `shutdown` completes.
+    /// Serves connections of `listener` until `shutdown` completes, then
+    /// lets the open connections finish their calls.
+    ///
+    /// Connections go straight to hyper's HTTP/2 server with this service,
+    /// without the routing and middleware layers of a tonic `Server`; the
+    /// `grpc-timeout` deadline of each call is enforced here as tonic would.
     pub async fn serve_with_listener(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), GrpcError> {
-        self.builder()
-            .add_service(self)
-            .serve_with_incoming_shutdown(coalescing_incoming(listener), shutdown)
-            .await
-            .map_err(GrpcError::Transport)
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .initial_stream_window_size(WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            // As a tonic server: no limit of concurrent calls (watches) per
+            // connection, nor of streams reset for errors.
+            .max_concurrent_streams(None)
+            .max_local_error_reset_streams(None);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let stream = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of descriptors and the like: try again shortly
+                        // rather than spin.
+                        tracing::debug!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                },
+            };
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "setting TCP_NODELAY failed");
+            }
+            let io = TokioIo::new(CoalescingIo::new(stream));
+            let conn = builder.serve_connection(io, HyperService(self.clone()));
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let mut conn = std::pin::pin!(conn);
+                let result = tokio::select! {
+                    result = conn.as_mut() => result,
+                    _ = stop.changed() => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "serving a connection failed");
+                }
+                drop(stop);
+            });
+        }
+        // Stop accepting at once, then wait for the open connections.
+        drop(listener);
+        let _ = stop_tx.send(());
+        drop(stop_rx);
+        stop_tx.closed().await;
+        Ok(())
     }
 
     /// Serves TLS connections of `listener` until `shutdown` completes.
@@ -563,11 +625,12 @@ impl GrpcServer {
             .map_err(GrpcError::Transport)
     }
 
+    #[cfg(feature = "tls")]
     fn builder(&self) -> tonic::transport::Server {
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
-            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+            .http2_keepalive_interval(KEEPALIVE_INTERVAL)
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .initial_stream_window_size(Some(WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))
     }
@@ -575,6 +638,7 @@ impl GrpcServer {
 
 /// The accepted connections of `listener`, without Nagle's delay and with
 /// their writes coalesced.
+#[cfg(feature = "tls")]
 fn coalescing_incoming(
     listener: tokio::net::TcpListener,
 ) -> impl futures::Stream<Item = std::io::Result<CoalescingIo<tokio::net::TcpStream>>> {
@@ -601,6 +665,20 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        self.route(req)
+    }
+}
+
+impl GrpcServer {
+    /// Answers one call by its path.
+    fn route<B>(
+        &self,
+        req: http::Request<B>,
+    ) -> BoxFuture<http::Response<tonic::body::Body>, Infallible>
+    where
+        B: tonic::codegen::Body + Send + 'static,
+        B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+    {
         match req.uri().path() {
             path::CREATE => self.unary(create, req),
             path::GET => self.unary(get, req),
@@ -622,5 +700,214 @@ where
                 Box::pin(std::future::ready(Ok(status.into_http())))
             }
         }
+    }
+}
+
+/// A [`GrpcServer`] as hyper serves it: each call within the deadline its
+/// `grpc-timeout` metadata asks for.
+#[derive(Clone)]
+struct HyperService(GrpcServer);
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for HyperService {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let Some(deadline) = grpc_timeout(req.headers()) else {
+            return self.0.route(req);
+        };
+        let call = self.0.route(req);
+        Box::pin(async move {
+            match tokio::time::timeout(deadline, call).await {
+                Ok(response) => response,
+                // What tonic's server answers to a call past its deadline.
+                Err(_) => Ok(Status::cancelled(tonic::TimeoutExpired(()).to_string()).into_http()),
+            }
+        })
+    }
+}
+
+/// The deadline of a call's `grpc-timeout` header: up to eight digits and a
+/// unit (`H`, `M`, `S`, `m`, `u`, `n`); `None` when absent or malformed.
+fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.as_bytes();
+    let (&unit, digits) = value.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = std::str::from_utf8(digits).ok()?.parse::<u64>().ok()?;
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    use ketch_core::api::Pod;
+    use ketch_core::{
+        ArcObject, DeleteParams, ListParams, ObjectEventStream, ObjectList, ObjectMeta, WatchParams,
+    };
+
+    use crate::grpc::RemoteClient;
+
+    #[test]
+    fn grpc_timeouts_parse_as_tonic_reads_them() {
+        let parse = |v: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("grpc-timeout", v.parse().unwrap());
+            grpc_timeout(&headers)
+        };
+        assert_eq!(parse("3H"), Some(Duration::from_secs(3 * 3600)));
+        assert_eq!(parse("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse("30S"), Some(Duration::from_secs(30)));
+        assert_eq!(parse("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse("30000000u"), Some(Duration::from_secs(30)));
+        assert_eq!(parse("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        for bad in ["", "S", "123456789S", "10x", "-1S", "1.5S", " 1S"] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(grpc_timeout(&http::HeaderMap::new()), None);
+    }
+
+    /// Creates take a second; nothing else is served.
+    struct Slow;
+
+    fn only_creates() -> ApiError {
+        ApiError::BadRequest("only creates".into())
+    }
+
+    #[async_trait::async_trait]
+    impl Client for Slow {
+        async fn create(&self, object: Box<dyn Object>) -> Result<ArcObject, ApiError> {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok(object.into())
+        }
+        async fn get(&self, _: &str, _: Option<&str>, _: &str) -> Result<ArcObject, ApiError> {
+            Err(only_creates())
+        }
+        async fn list(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: &ListParams,
+        ) -> Result<ObjectList, ApiError> {
+            Err(only_creates())
+        }
+        async fn update(&self, _: Box<dyn Object>) -> Result<ArcObject, ApiError> {
+            Err(only_creates())
+        }
+        async fn update_status(&self, _: Box<dyn Object>) -> Result<ArcObject, ApiError> {
+            Err(only_creates())
+        }
+        async fn patch(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: &str,
+            _: &serde_json::Value,
+        ) -> Result<ArcObject, ApiError> {
+            Err(only_creates())
+        }
+        async fn delete(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: &str,
+            _: &DeleteParams,
+        ) -> Result<DeleteOutcome, ApiError> {
+            Err(only_creates())
+        }
+        async fn watch(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: &WatchParams,
+        ) -> Result<ObjectEventStream, ApiError> {
+            Err(only_creates())
+        }
+        async fn bind(&self, _: &str, _: &str, _: &str) -> Result<ArcObject, ApiError> {
+            Err(only_creates())
+        }
+    }
+
+    struct SlowProvider(Scheme);
+
+    impl ClientProvider for SlowProvider {
+        fn client_for(&self, _: Option<&str>) -> Result<Arc<dyn Client>, ApiError> {
+            Ok(Arc::new(Slow))
+        }
+        fn decode_object(
+            &self,
+            api_version: &str,
+            kind: &str,
+            json: &[u8],
+        ) -> Result<Box<dyn Object>, ApiError> {
+            let info = self
+                .0
+                .by_kind(api_version, kind)
+                .ok_or_else(|| ApiError::BadRequest(format!("unknown kind {kind}")))?;
+            info.decode_bytes(json)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))
+        }
+    }
+
+    fn pod() -> Box<dyn Object> {
+        Box::new(Pod {
+            metadata: ObjectMeta::named("default", "p"),
+            ..Pod::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn the_server_ends_a_call_at_its_deadline_and_drains_on_shutdown() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(
+            GrpcServer::new(SlowProvider(Scheme::with_builtins())).serve_with_listener(
+                listener,
+                async move {
+                    let _ = stop_rx.await;
+                },
+            ),
+        );
+        let url = format!("http://{addr}");
+
+        // The server answers the deadline (as tonic does: cancelled), well
+        // before the client's own guard (the deadline plus 250 ms).
+        let hasty = RemoteClient::builder(&url)
+            .timeout(Duration::from_millis(100))
+            .connect()
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let err = hasty.create(pod()).await.unwrap_err();
+        assert_eq!(err, ApiError::Unavailable("Timeout expired".into()));
+        assert!(started.elapsed() < Duration::from_millis(340));
+
+        // A call in flight at shutdown still gets its answer; then the
+        // server returns and stops accepting.
+        let patient = RemoteClient::builder(&url).connect().await.unwrap();
+        let call = tokio::spawn(async move { patient.create(pod()).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop_tx.send(()).unwrap();
+        let created = call.await.unwrap().expect("the call in flight finishes");
+        assert_eq!(created.metadata().name(), "p");
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the server returns once its connections are done")
+            .unwrap()
+            .unwrap();
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     }
 }
