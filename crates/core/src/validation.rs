@@ -96,6 +96,26 @@ pub fn check_dns1123_label(s: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Dot-separated `[a-z0-9]([-a-z0-9]*[a-z0-9])?` labels, in one pass over
+/// the bytes.
+fn is_dns_subdomain_shape(s: &str) -> bool {
+    // The byte before the first is taken as a dot: a label starts there.
+    let mut prev = b'.';
+    for &c in s.as_bytes() {
+        let ok = match c {
+            b'a'..=b'z' | b'0'..=b'9' => true,
+            b'-' => prev != b'.',
+            b'.' => is_lower_alnum(prev),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+        prev = c;
+    }
+    is_lower_alnum(prev)
+}
+
 /// Checks a DNS-1123 subdomain: at most 253 characters, dot-separated
 /// DNS-1123 labels. Names of most objects (pods, deployments, nodes) are
 /// subdomains.
@@ -109,7 +129,7 @@ pub fn check_dns1123_subdomain(s: &str) -> Result<(), &'static str> {
     if s.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
         return Err("must be no more than 253 characters");
     }
-    if !s.split('.').all(is_dns_label_shape) {
+    if !is_dns_subdomain_shape(s) {
         return Err(
             "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
         );
@@ -159,8 +179,9 @@ fn is_name_part_shape(s: &str) -> bool {
 /// assert!(check_qualified_name("a/b/c").is_err());
 /// ```
 pub fn check_qualified_name(s: &str) -> Result<(), &'static str> {
-    let name = match s.split_once('/') {
-        Some((prefix, name)) => {
+    let name = match s.bytes().position(|c| c == b'/') {
+        Some(slash) => {
+            let (prefix, name) = (&s[..slash], &s[slash + 1..]);
             if prefix.is_empty() {
                 return Err("prefix part must be non-empty");
             }
@@ -305,6 +326,64 @@ impl FieldPath {
 impl fmt::Display for FieldPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(if self.0.is_empty() { "<root>" } else { &self.0 })
+    }
+}
+
+/// A field path under construction: a chain of segments borrowed from the
+/// callers' stack frames, written out as a [`FieldPath`] only when a problem
+/// is recorded there. Valid objects are checked without building any path.
+#[derive(Clone, Copy, Debug)]
+enum Path<'a> {
+    /// The empty path (the object itself).
+    Root,
+    /// A path given by the caller.
+    Base(&'a FieldPath),
+    /// A field inside the parent.
+    Child(&'a Path<'a>, &'a str),
+    /// A list element of the parent.
+    Index(&'a Path<'a>, usize),
+}
+
+/// A path of one field name under the root.
+fn top(name: &'static str) -> Path<'static> {
+    Path::Child(&Path::Root, name)
+}
+
+impl<'a> Path<'a> {
+    /// The path of a field inside this one.
+    fn child(&'a self, name: &'a str) -> Path<'a> {
+        Path::Child(self, name)
+    }
+
+    /// The path of a list element.
+    fn index(&'a self, i: usize) -> Path<'a> {
+        Path::Index(self, i)
+    }
+
+    /// The path as [`FieldPath`] builds it segment by segment.
+    fn build(&self) -> FieldPath {
+        let mut s = String::new();
+        self.write(&mut s);
+        FieldPath(s)
+    }
+
+    fn write(&self, s: &mut String) {
+        match *self {
+            Path::Root => {}
+            Path::Base(p) => s.push_str(&p.0),
+            Path::Child(parent, name) => {
+                parent.write(s);
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(name);
+            }
+            Path::Index(parent, i) => {
+                use fmt::Write as _;
+                parent.write(s);
+                let _ = write!(s, "[{i}]");
+            }
+        }
     }
 }
 
@@ -518,19 +597,45 @@ impl ValidationErrors {
         }
     }
 
-    fn non_negative(&mut self, path: &FieldPath, value: Option<impl Into<i64> + Copy>) {
-        if let Some(v) = value
-            && v.into() < 0
-        {
-            self.invalid(path, v.into(), "must be greater than or equal to 0");
+    fn required_at(&mut self, path: &Path<'_>, detail: &str) {
+        self.required(&path.build(), detail);
+    }
+
+    fn invalid_at(&mut self, path: &Path<'_>, value: impl fmt::Debug, detail: impl fmt::Display) {
+        self.invalid(&path.build(), value, detail);
+    }
+
+    fn duplicate_at(&mut self, path: &Path<'_>, value: impl fmt::Debug) {
+        self.duplicate(&path.build(), value);
+    }
+
+    fn not_supported_at(&mut self, path: &Path<'_>, value: impl fmt::Debug, supported: &[&str]) {
+        self.not_supported(&path.build(), value, supported);
+    }
+
+    fn forbidden_at(&mut self, path: &Path<'_>, detail: impl fmt::Display) {
+        self.forbidden(&path.build(), detail);
+    }
+
+    fn check_at(&mut self, path: &Path<'_>, value: &str, check: NameCheck) {
+        if let Err(detail) = check(value) {
+            self.invalid_at(path, value, detail);
         }
     }
 
-    fn positive(&mut self, path: &FieldPath, value: Option<impl Into<i64> + Copy>) {
+    fn non_negative(&mut self, path: &Path<'_>, value: Option<impl Into<i64> + Copy>) {
+        if let Some(v) = value
+            && v.into() < 0
+        {
+            self.invalid_at(path, v.into(), "must be greater than or equal to 0");
+        }
+    }
+
+    fn positive(&mut self, path: &Path<'_>, value: Option<impl Into<i64> + Copy>) {
         if let Some(v) = value
             && v.into() <= 0
         {
-            self.invalid(path, v.into(), "must be greater than 0");
+            self.invalid_at(path, v.into(), "must be greater than 0");
         }
     }
 }
@@ -573,8 +678,18 @@ pub fn validate_object_meta(
     path: &FieldPath,
     errs: &mut ValidationErrors,
 ) {
+    validate_object_meta_at(meta, namespaced, check_name, &Path::Base(path), errs)
+}
+
+fn validate_object_meta_at(
+    meta: &ObjectMeta,
+    namespaced: bool,
+    check_name: NameCheck,
+    path: &Path<'_>,
+    errs: &mut ValidationErrors,
+) {
     match (meta.name(), meta.generate_name.as_deref().unwrap_or("")) {
-        ("", "") => errs.required(&path.child("name"), "name or generateName is required"),
+        ("", "") => errs.required_at(&path.child("name"), "name or generateName is required"),
         ("", prefix) => {
             // The generated suffix is alphanumeric, so a trailing '-' is fine.
             let masked = match prefix.strip_suffix('-') {
@@ -582,29 +697,29 @@ pub fn validate_object_meta(
                 None => prefix.to_string(),
             };
             if let Err(detail) = check_name(&masked) {
-                errs.invalid(&path.child("generateName"), prefix, detail);
+                errs.invalid_at(&path.child("generateName"), prefix, detail);
             }
         }
-        (name, _) => errs.check(&path.child("name"), name, check_name),
+        (name, _) => errs.check_at(&path.child("name"), name, check_name),
     }
     match (namespaced, meta.namespace()) {
-        (true, "") => errs.required(&path.child("namespace"), ""),
-        (true, ns) => errs.check(&path.child("namespace"), ns, check_dns1123_label),
+        (true, "") => errs.required_at(&path.child("namespace"), ""),
+        (true, ns) => errs.check_at(&path.child("namespace"), ns, check_dns1123_label),
         (false, "") => {}
-        (false, _) => errs.forbidden(
+        (false, _) => errs.forbidden_at(
             &path.child("namespace"),
             "not allowed on this type (it is cluster-scoped)",
         ),
     }
-    validate_labels(&meta.labels, &path.child("labels"), errs);
+    validate_labels_at(&meta.labels, &path.child("labels"), errs);
     let annotations = path.child("annotations");
     let mut total = 0;
     for (k, v) in &meta.annotations {
-        errs.check(&annotations, k, check_qualified_name);
+        errs.check_at(&annotations, k, check_qualified_name);
         total += k.len() + v.len();
     }
     if total > 256 * 1024 {
-        errs.invalid(
+        errs.invalid_at(
             &annotations,
             format_args!("<{total} bytes>"),
             "must have at most 262144 bytes",
@@ -621,7 +736,7 @@ pub fn validate_object_meta(
             ("uid", &r.uid),
         ] {
             if value.is_empty() {
-                errs.required(&p.child(field), "");
+                errs.required_at(&p.child(field), "");
             }
         }
         if r.controller == Some(true) {
@@ -629,7 +744,7 @@ pub fn validate_object_meta(
         }
     }
     if controllers > 1 {
-        errs.invalid(
+        errs.invalid_at(
             &owners,
             format_args!("<{controllers} controllers>"),
             "only one reference can have controller set to true",
@@ -638,9 +753,9 @@ pub fn validate_object_meta(
     let finalizers = path.child("finalizers");
     let mut seen = HashSet::new();
     for (i, f) in meta.finalizers.iter().enumerate() {
-        errs.check(&finalizers.index(i), f, check_qualified_name);
+        errs.check_at(&finalizers.index(i), f, check_qualified_name);
         if !seen.insert(f.as_str()) {
-            errs.duplicate(&finalizers.index(i), f);
+            errs.duplicate_at(&finalizers.index(i), f);
         }
     }
 }
@@ -651,9 +766,17 @@ pub fn validate_labels(
     path: &FieldPath,
     errs: &mut ValidationErrors,
 ) {
+    validate_labels_at(labels, &Path::Base(path), errs)
+}
+
+fn validate_labels_at(
+    labels: &BTreeMap<String, String>,
+    path: &Path<'_>,
+    errs: &mut ValidationErrors,
+) {
     for (k, v) in labels {
-        errs.check(path, k, check_qualified_name);
-        errs.check(path, v, check_label_value);
+        errs.check_at(path, k, check_qualified_name);
+        errs.check_at(path, v, check_label_value);
     }
 }
 
@@ -678,27 +801,31 @@ pub fn validate_labels(
 /// );
 /// ```
 pub fn validate_label_selector(sel: &LabelSelector, path: &FieldPath, errs: &mut ValidationErrors) {
-    validate_labels(&sel.match_labels, &path.child("matchLabels"), errs);
+    validate_label_selector_at(sel, &Path::Base(path), errs)
+}
+
+fn validate_label_selector_at(sel: &LabelSelector, path: &Path<'_>, errs: &mut ValidationErrors) {
+    validate_labels_at(&sel.match_labels, &path.child("matchLabels"), errs);
     let exprs = path.child("matchExpressions");
     for (i, r) in sel.match_expressions.iter().enumerate() {
         let p = exprs.index(i);
-        errs.check(&p.child("key"), &r.key, check_qualified_name);
+        errs.check_at(&p.child("key"), &r.key, check_qualified_name);
         let values = p.child("values");
         match r.operator {
             LabelSelectorOperator::In | LabelSelectorOperator::NotIn => {
                 if r.values.is_empty() {
-                    errs.required(
+                    errs.required_at(
                         &values,
                         "must be specified when `operator` is 'In' or 'NotIn'",
                     );
                 }
                 for (j, v) in r.values.iter().enumerate() {
-                    errs.check(&values.index(j), v, check_label_value);
+                    errs.check_at(&values.index(j), v, check_label_value);
                 }
             }
             LabelSelectorOperator::Exists | LabelSelectorOperator::DoesNotExist => {
                 if !r.values.is_empty() {
-                    errs.forbidden(
+                    errs.forbidden_at(
                         &values,
                         "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
                     );
@@ -720,9 +847,13 @@ pub fn validate_label_selector(sel: &LabelSelector, path: &FieldPath, errs: &mut
 /// );
 /// ```
 pub fn validate_selector_string(s: &str, path: &FieldPath, errs: &mut ValidationErrors) {
+    validate_selector_string_at(s, &Path::Base(path), errs)
+}
+
+fn validate_selector_string_at(s: &str, path: &Path<'_>, errs: &mut ValidationErrors) {
     if let Err(e) = Selector::parse(s) {
         errs.push(FieldError {
-            path: path.clone(),
+            path: path.build(),
             kind: e.into(),
         });
     }
@@ -747,11 +878,19 @@ pub fn validate_quantity(
     path: &FieldPath,
     errs: &mut ValidationErrors,
 ) -> Option<ParsedQuantity> {
+    validate_quantity_at(q, &Path::Base(path), errs)
+}
+
+fn validate_quantity_at(
+    q: &Quantity,
+    path: &Path<'_>,
+    errs: &mut ValidationErrors,
+) -> Option<ParsedQuantity> {
     match q.parse() {
         Ok(p) => Some(p),
         Err(e) => {
             errs.push(FieldError {
-                path: path.clone(),
+                path: path.build(),
                 kind: e.into(),
             });
             None
@@ -772,26 +911,34 @@ pub fn validate_resource_list<'a>(
     path: &FieldPath,
     errs: &mut ValidationErrors,
 ) -> Vec<(&'a str, ParsedQuantity)> {
+    validate_resource_list_at(list, &Path::Base(path), errs)
+}
+
+fn validate_resource_list_at<'a>(
+    list: &'a BTreeMap<String, Quantity>,
+    path: &Path<'_>,
+    errs: &mut ValidationErrors,
+) -> Vec<(&'a str, ParsedQuantity)> {
     let mut parsed = Vec::with_capacity(list.len());
     for (name, q) in list {
         let p = path.child(name);
         if name.contains('/') {
-            errs.check(&p, name, check_qualified_name);
+            errs.check_at(&p, name, check_qualified_name);
         } else if !STANDARD_RESOURCES.contains(&name.as_str()) && !name.starts_with("hugepages-") {
-            errs.invalid(
+            errs.invalid_at(
                 &p,
                 name,
                 "must be a standard resource type or fully qualified",
             );
             continue;
         }
-        let Some(v) = validate_quantity(q, &p, errs) else {
+        let Some(v) = validate_quantity_at(q, &p, errs) else {
             continue;
         };
         if v.nanos() < 0 {
-            errs.invalid(&p, &q.0, "must be greater than or equal to 0");
+            errs.invalid_at(&p, &q.0, "must be greater than or equal to 0");
         } else if name.contains('/') && v.nanos() % 1_000_000_000 != 0 {
-            errs.invalid(&p, &q.0, "must be a whole number for extended resources");
+            errs.invalid_at(&p, &q.0, "must be a whole number for extended resources");
         } else {
             parsed.push((name.as_str(), v));
         }
@@ -805,13 +952,21 @@ pub fn validate_resource_requirements(
     path: &FieldPath,
     errs: &mut ValidationErrors,
 ) {
-    let requests = validate_resource_list(&r.requests, &path.child("requests"), errs);
-    let limits = validate_resource_list(&r.limits, &path.child("limits"), errs);
+    validate_resource_requirements_at(r, &Path::Base(path), errs)
+}
+
+fn validate_resource_requirements_at(
+    r: &ResourceRequirements,
+    path: &Path<'_>,
+    errs: &mut ValidationErrors,
+) {
+    let requests = validate_resource_list_at(&r.requests, &path.child("requests"), errs);
+    let limits = validate_resource_list_at(&r.limits, &path.child("limits"), errs);
     for (name, request) in &requests {
         if let Some((_, limit)) = limits.iter().find(|(n, _)| n == name)
             && request.nanos() > limit.nanos()
         {
-            errs.invalid(
+            errs.invalid_at(
                 &path.child("requests").child(name),
                 &r.requests[*name].0,
                 format_args!(
@@ -824,37 +979,37 @@ pub fn validate_resource_requirements(
 }
 
 /// Validates a port given as a number (1-65535) or a port name.
-fn validate_port_ref(port: &IntOrString, path: &FieldPath, errs: &mut ValidationErrors) {
+fn validate_port_ref(port: &IntOrString, path: &Path<'_>, errs: &mut ValidationErrors) {
     match port {
         IntOrString::Int(n) => validate_port_number(*n, path, errs),
-        IntOrString::String(s) => errs.check(path, s, check_port_name),
+        IntOrString::String(s) => errs.check_at(path, s, check_port_name),
     }
 }
 
-fn validate_port_number(n: i32, path: &FieldPath, errs: &mut ValidationErrors) {
+fn validate_port_number(n: i32, path: &Path<'_>, errs: &mut ValidationErrors) {
     if !(1..=65535).contains(&n) {
-        errs.invalid(path, n, "must be between 1 and 65535, inclusive");
+        errs.invalid_at(path, n, "must be between 1 and 65535, inclusive");
     }
 }
 
 fn validate_probe(
     probe: &Probe,
     liveness_or_startup: bool,
-    path: &FieldPath,
+    path: &Path<'_>,
     errs: &mut ValidationErrors,
 ) {
     let handlers = usize::from(probe.exec.is_some())
         + usize::from(probe.http_get.is_some())
         + usize::from(probe.tcp_socket.is_some());
     match handlers {
-        0 => errs.required(path, "must specify a handler type"),
+        0 => errs.required_at(path, "must specify a handler type"),
         1 => {}
-        _ => errs.forbidden(path, "may not specify more than 1 handler type"),
+        _ => errs.forbidden_at(path, "may not specify more than 1 handler type"),
     }
     if let Some(exec) = &probe.exec
         && exec.command.is_empty()
     {
-        errs.required(&path.child("exec").child("command"), "");
+        errs.required_at(&path.child("exec").child("command"), "");
     }
     if let Some(h) = &probe.http_get {
         validate_port_ref(&h.port, &path.child("httpGet").child("port"), errs);
@@ -875,7 +1030,7 @@ fn validate_probe(
         probe.termination_grace_period_seconds,
     );
     if liveness_or_startup && probe.success_threshold.is_some_and(|s| s != 1) {
-        errs.invalid(
+        errs.invalid_at(
             &path.child("successThreshold"),
             probe.success_threshold.unwrap_or_default(),
             "must be 1",
@@ -883,22 +1038,22 @@ fn validate_probe(
     }
 }
 
-fn validate_container(
-    c: &Container,
-    path: &FieldPath,
-    names: &mut HashSet<String>,
+fn validate_container<'c>(
+    c: &'c Container,
+    path: &Path<'_>,
+    names: &mut HashSet<&'c str>,
     errs: &mut ValidationErrors,
 ) {
     if c.name.is_empty() {
-        errs.required(&path.child("name"), "");
+        errs.required_at(&path.child("name"), "");
     } else {
-        errs.check(&path.child("name"), &c.name, check_dns1123_label);
-        if !names.insert(c.name.clone()) {
-            errs.duplicate(&path.child("name"), &c.name);
+        errs.check_at(&path.child("name"), &c.name, check_dns1123_label);
+        if !names.insert(c.name.as_str()) {
+            errs.duplicate_at(&path.child("name"), &c.name);
         }
     }
     if c.image.as_deref().unwrap_or("").trim().is_empty() {
-        errs.required(&path.child("image"), "");
+        errs.required_at(&path.child("image"), "");
     }
     let ports = path.child("ports");
     let mut port_names = HashSet::new();
@@ -911,36 +1066,36 @@ fn validate_container(
             validate_port_number(h, &pp.child("hostPort"), errs);
         }
         if let Some(name) = &p.name {
-            errs.check(&pp.child("name"), name, check_port_name);
+            errs.check_at(&pp.child("name"), name, check_port_name);
             if !port_names.insert(name.as_str()) {
-                errs.duplicate(&pp.child("name"), name);
+                errs.duplicate_at(&pp.child("name"), name);
             }
         }
         if let Some(ip) = &p.host_ip
             && ip.parse::<IpAddr>().is_err()
         {
-            errs.invalid(&pp.child("hostIP"), ip, "must be a valid IP address");
+            errs.invalid_at(&pp.child("hostIP"), ip, "must be a valid IP address");
         }
     }
     let env = path.child("env");
     for (i, e) in c.env.iter().enumerate() {
         let ep = env.index(i);
         if e.name.is_empty() {
-            errs.required(&ep.child("name"), "");
+            errs.required_at(&ep.child("name"), "");
         } else {
-            errs.check(&ep.child("name"), &e.name, check_env_var_name);
+            errs.check_at(&ep.child("name"), &e.name, check_env_var_name);
         }
         if let Some(from) = &e.value_from {
             if e.value.as_deref().is_some_and(|v| !v.is_empty()) {
-                errs.invalid(
+                errs.invalid_at(
                     &ep.child("valueFrom"),
                     "",
                     "may not be specified when `value` is not empty",
                 );
             }
             match &from.field_ref {
-                None => errs.required(&ep.child("valueFrom").child("fieldRef"), ""),
-                Some(f) if f.field_path.is_empty() => errs.required(
+                None => errs.required_at(&ep.child("valueFrom").child("fieldRef"), ""),
+                Some(f) if f.field_path.is_empty() => errs.required_at(
                     &ep.child("valueFrom").child("fieldRef").child("fieldPath"),
                     "",
                 ),
@@ -949,7 +1104,7 @@ fn validate_container(
         }
     }
     if let Some(r) = &c.resources {
-        validate_resource_requirements(r, &path.child("resources"), errs);
+        validate_resource_requirements_at(r, &path.child("resources"), errs);
     }
     if let Some(p) = &c.liveness_probe {
         validate_probe(p, true, &path.child("livenessProbe"), errs);
@@ -964,29 +1119,29 @@ fn validate_container(
 
 fn validate_node_selector_term(
     term: &NodeSelectorTerm,
-    path: &FieldPath,
+    path: &Path<'_>,
     errs: &mut ValidationErrors,
 ) {
     let exprs = path.child("matchExpressions");
     for (i, r) in term.match_expressions.iter().enumerate() {
         let p = exprs.index(i);
-        errs.check(&p.child("key"), &r.key, check_qualified_name);
+        errs.check_at(&p.child("key"), &r.key, check_qualified_name);
         let values = p.child("values");
         match r.operator {
             NodeSelectorOperator::In | NodeSelectorOperator::NotIn => {
                 if r.values.is_empty() {
-                    errs.required(
+                    errs.required_at(
                         &values,
                         "must be specified when `operator` is 'In' or 'NotIn'",
                     );
                 }
                 for (j, v) in r.values.iter().enumerate() {
-                    errs.check(&values.index(j), v, check_label_value);
+                    errs.check_at(&values.index(j), v, check_label_value);
                 }
             }
             NodeSelectorOperator::Exists | NodeSelectorOperator::DoesNotExist => {
                 if !r.values.is_empty() {
-                    errs.forbidden(
+                    errs.forbidden_at(
                         &values,
                         "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
                     );
@@ -994,8 +1149,8 @@ fn validate_node_selector_term(
             }
             NodeSelectorOperator::Gt | NodeSelectorOperator::Lt => match r.values.as_slice() {
                 [v] if v.parse::<i64>().is_ok() => {}
-                [v] => errs.invalid(&values.index(0), v, "must be an integer"),
-                _ => errs.required(
+                [v] => errs.invalid_at(&values.index(0), v, "must be an integer"),
+                _ => errs.required_at(
                     &values,
                     "must be specified single value when `operator` is 'Lt' or 'Gt'",
                 ),
@@ -1006,15 +1161,15 @@ fn validate_node_selector_term(
     for (i, r) in term.match_fields.iter().enumerate() {
         let p = fields.index(i);
         if r.key != "metadata.name" {
-            errs.not_supported(&p.child("key"), &r.key, &["metadata.name"]);
+            errs.not_supported_at(&p.child("key"), &r.key, &["metadata.name"]);
         }
         if !matches!(
             r.operator,
             NodeSelectorOperator::In | NodeSelectorOperator::NotIn
         ) {
-            errs.not_supported(&p.child("operator"), r.operator, &["In", "NotIn"]);
+            errs.not_supported_at(&p.child("operator"), r.operator, &["In", "NotIn"]);
         } else if r.values.len() != 1 {
-            errs.required(
+            errs.required_at(
                 &p.child("values"),
                 "must be only one value when `operator` is 'In' or 'NotIn' for node field selector",
             );
@@ -1022,41 +1177,41 @@ fn validate_node_selector_term(
     }
 }
 
-fn validate_weight(weight: i32, path: &FieldPath, errs: &mut ValidationErrors) {
+fn validate_weight(weight: i32, path: &Path<'_>, errs: &mut ValidationErrors) {
     if !(1..=100).contains(&weight) {
-        errs.invalid(path, weight, "must be in the range 1-100");
+        errs.invalid_at(path, weight, "must be in the range 1-100");
     }
 }
 
 fn validate_pod_affinity_term(
     term: &PodAffinityTerm,
-    path: &FieldPath,
+    path: &Path<'_>,
     errs: &mut ValidationErrors,
 ) {
     if term.topology_key.is_empty() {
-        errs.required(&path.child("topologyKey"), "can not be empty");
+        errs.required_at(&path.child("topologyKey"), "can not be empty");
     } else {
-        errs.check(
+        errs.check_at(
             &path.child("topologyKey"),
             &term.topology_key,
             check_qualified_name,
         );
     }
     if let Some(s) = &term.label_selector {
-        validate_label_selector(s, &path.child("labelSelector"), errs);
+        validate_label_selector_at(s, &path.child("labelSelector"), errs);
     }
     if let Some(s) = &term.namespace_selector {
-        validate_label_selector(s, &path.child("namespaceSelector"), errs);
+        validate_label_selector_at(s, &path.child("namespaceSelector"), errs);
     }
     for (i, ns) in term.namespaces.iter().enumerate() {
-        errs.check(&path.child("namespaces").index(i), ns, check_dns1123_label);
+        errs.check_at(&path.child("namespaces").index(i), ns, check_dns1123_label);
     }
 }
 
 fn validate_pod_affinity_terms(
     required: &[PodAffinityTerm],
     preferred: &[WeightedPodAffinityTerm],
-    path: &FieldPath,
+    path: &Path<'_>,
     errs: &mut ValidationErrors,
 ) {
     let req = path.child("requiredDuringSchedulingIgnoredDuringExecution");
@@ -1074,15 +1229,14 @@ fn validate_pod_affinity_terms(
     }
 }
 
-fn validate_affinity(a: &Affinity, path: &FieldPath, errs: &mut ValidationErrors) {
+fn validate_affinity(a: &Affinity, path: &Path<'_>, errs: &mut ValidationErrors) {
     if let Some(na) = &a.node_affinity {
         let p = path.child("nodeAffinity");
         if let Some(req) = &na.required_during_scheduling_ignored_during_execution {
-            let rp = p
-                .child("requiredDuringSchedulingIgnoredDuringExecution")
-                .child("nodeSelectorTerms");
+            let required = p.child("requiredDuringSchedulingIgnoredDuringExecution");
+            let rp = required.child("nodeSelectorTerms");
             if req.node_selector_terms.is_empty() {
-                errs.required(&rp, "must have at least one node selector term");
+                errs.required_at(&rp, "must have at least one node selector term");
             }
             for (i, t) in req.node_selector_terms.iter().enumerate() {
                 validate_node_selector_term(t, &rp.index(i), errs);
@@ -1116,13 +1270,13 @@ fn validate_affinity(a: &Affinity, path: &FieldPath, errs: &mut ValidationErrors
     }
 }
 
-fn validate_toleration(t: &Toleration, path: &FieldPath, errs: &mut ValidationErrors) {
+fn validate_toleration(t: &Toleration, path: &Path<'_>, errs: &mut ValidationErrors) {
     let key = t.key.as_deref().unwrap_or("");
     let exists = t.operator == Some(TolerationOperator::Exists);
     if !key.is_empty() {
-        errs.check(&path.child("key"), key, check_qualified_name);
+        errs.check_at(&path.child("key"), key, check_qualified_name);
     } else if !exists {
-        errs.invalid(
+        errs.invalid_at(
             &path.child("operator"),
             t.operator.unwrap_or_default(),
             "operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
@@ -1130,16 +1284,16 @@ fn validate_toleration(t: &Toleration, path: &FieldPath, errs: &mut ValidationEr
     }
     let value = t.value.as_deref().unwrap_or("");
     if exists && !value.is_empty() {
-        errs.invalid(
+        errs.invalid_at(
             &path.child("value"),
             value,
             "value must be empty when `operator` is 'Exists'",
         );
     } else if !exists {
-        errs.check(&path.child("value"), value, check_label_value);
+        errs.check_at(&path.child("value"), value, check_label_value);
     }
     if t.toleration_seconds.is_some() && t.effect != Some(TaintEffect::NoExecute) {
-        errs.invalid(
+        errs.invalid_at(
             &path.child("effect"),
             t.effect.map(|e| format!("{e:?}")).unwrap_or_default(),
             "effect must be 'NoExecute' when `tolerationSeconds` is set",
@@ -1149,19 +1303,19 @@ fn validate_toleration(t: &Toleration, path: &FieldPath, errs: &mut ValidationEr
 
 fn validate_topology_spread(
     constraints: &[TopologySpreadConstraint],
-    path: &FieldPath,
+    path: &Path<'_>,
     errs: &mut ValidationErrors,
 ) {
     let mut seen = HashSet::new();
     for (i, c) in constraints.iter().enumerate() {
         let p = path.index(i);
         if c.max_skew <= 0 {
-            errs.invalid(&p.child("maxSkew"), c.max_skew, "must be greater than zero");
+            errs.invalid_at(&p.child("maxSkew"), c.max_skew, "must be greater than zero");
         }
         if c.topology_key.is_empty() {
-            errs.required(&p.child("topologyKey"), "can not be empty");
+            errs.required_at(&p.child("topologyKey"), "can not be empty");
         } else {
-            errs.check(
+            errs.check_at(
                 &p.child("topologyKey"),
                 &c.topology_key,
                 check_qualified_name,
@@ -1169,9 +1323,9 @@ fn validate_topology_spread(
         }
         if let Some(m) = c.min_domains {
             if m <= 0 {
-                errs.invalid(&p.child("minDomains"), m, "must be greater than 0");
+                errs.invalid_at(&p.child("minDomains"), m, "must be greater than 0");
             } else if c.when_unsatisfiable != UnsatisfiableConstraintAction::DoNotSchedule {
-                errs.invalid(
+                errs.invalid_at(
                     &p.child("minDomains"),
                     m,
                     "can only use minDomains if whenUnsatisfiable=DoNotSchedule",
@@ -1179,13 +1333,13 @@ fn validate_topology_spread(
             }
         }
         if let Some(s) = &c.label_selector {
-            validate_label_selector(s, &p.child("labelSelector"), errs);
+            validate_label_selector_at(s, &p.child("labelSelector"), errs);
         }
         for (j, k) in c.match_label_keys.iter().enumerate() {
-            errs.check(&p.child("matchLabelKeys").index(j), k, check_qualified_name);
+            errs.check_at(&p.child("matchLabelKeys").index(j), k, check_qualified_name);
         }
         if !seen.insert((c.topology_key.as_str(), c.when_unsatisfiable)) {
-            errs.duplicate(
+            errs.duplicate_at(
                 &p,
                 format_args!("{{{}, {:?}}}", c.topology_key, c.when_unsatisfiable),
             );
@@ -1208,12 +1362,16 @@ const DNS_POLICIES: &[&str] = &["ClusterFirstWithHostNet", "ClusterFirst", "Defa
 /// assert_eq!(errs.to_string(), "spec.containers[0].image: Required value");
 /// ```
 pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut ValidationErrors) {
+    validate_pod_spec_at(spec, &Path::Base(path), errs)
+}
+
+fn validate_pod_spec_at(spec: &PodSpec, path: &Path<'_>, errs: &mut ValidationErrors) {
     let mut names = HashSet::new();
     for (i, c) in spec.init_containers.iter().enumerate() {
         validate_container(c, &path.child("initContainers").index(i), &mut names, errs);
     }
     if spec.containers.is_empty() {
-        errs.required(&path.child("containers"), "");
+        errs.required_at(&path.child("containers"), "");
     }
     for (i, c) in spec.containers.iter().enumerate() {
         validate_container(c, &path.child("containers").index(i), &mut names, errs);
@@ -1229,9 +1387,9 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Validation
     if let Some(p) = &spec.dns_policy
         && !DNS_POLICIES.contains(&p.as_str())
     {
-        errs.not_supported(&path.child("dnsPolicy"), p, DNS_POLICIES);
+        errs.not_supported_at(&path.child("dnsPolicy"), p, DNS_POLICIES);
     }
-    validate_labels(&spec.node_selector, &path.child("nodeSelector"), errs);
+    validate_labels_at(&spec.node_selector, &path.child("nodeSelector"), errs);
     let optional_names: [(&str, &Option<String>, NameCheck); 6] = [
         (
             "serviceAccountName",
@@ -1254,7 +1412,7 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Validation
     ];
     for (field, value, check) in optional_names {
         if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-            errs.check(&path.child(field), v, check);
+            errs.check_at(&path.child(field), v, check);
         }
     }
     if let Some(a) = &spec.affinity {
@@ -1272,13 +1430,7 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Validation
 
 fn metadata(meta: &ObjectMeta, namespaced: bool, check_name: NameCheck) -> ValidationErrors {
     let mut errs = ValidationErrors::default();
-    validate_object_meta(
-        meta,
-        namespaced,
-        check_name,
-        &FieldPath::new("metadata"),
-        &mut errs,
-    );
+    validate_object_meta_at(meta, namespaced, check_name, &top("metadata"), &mut errs);
     errs
 }
 
@@ -1298,7 +1450,7 @@ fn metadata(meta: &ObjectMeta, namespaced: bool, check_name: NameCheck) -> Valid
 /// ```
 pub fn validate_pod(pod: &Pod) -> Result<(), ValidationErrors> {
     let mut errs = metadata(&pod.metadata, true, check_dns1123_subdomain);
-    validate_pod_spec(&pod.spec, &FieldPath::new("spec"), &mut errs);
+    validate_pod_spec_at(&pod.spec, &top("spec"), &mut errs);
     errs.into_result()
 }
 
@@ -1316,7 +1468,7 @@ pub fn validate_pod(pod: &Pod) -> Result<(), ValidationErrors> {
 pub fn validate_pod_status_update(pod: &Pod, old: &Pod) -> Result<(), ValidationErrors> {
     let mut errs = metadata(&pod.metadata, true, check_dns1123_subdomain);
     if pod.spec != old.spec {
-        validate_pod_spec(&pod.spec, &FieldPath::new("spec"), &mut errs);
+        validate_pod_spec_at(&pod.spec, &top("spec"), &mut errs);
     }
     errs.into_result()
 }
@@ -1324,33 +1476,33 @@ pub fn validate_pod_status_update(pod: &Pod, old: &Pod) -> Result<(), Validation
 fn validate_template(
     selector: &LabelSelector,
     template: &PodTemplateSpec,
-    path: &FieldPath,
+    path: &Path<'_>,
     errs: &mut ValidationErrors,
 ) {
     let sel_path = path.child("selector");
     let before = errs.0.len();
     if selector.is_empty() {
-        errs.required(&sel_path, "");
+        errs.required_at(&sel_path, "");
     } else {
-        validate_label_selector(selector, &sel_path, errs);
+        validate_label_selector_at(selector, &sel_path, errs);
     }
     // Matching an invalid selector would only repeat its problem.
     let selector_valid = errs.0.len() == before;
     let tpl = path.child("template");
     let tpl_meta = tpl.child("metadata");
-    validate_labels(&template.metadata.labels, &tpl_meta.child("labels"), errs);
+    validate_labels_at(&template.metadata.labels, &tpl_meta.child("labels"), errs);
     if selector_valid && !selector.matches(&template.metadata.labels) {
-        errs.invalid(
+        errs.invalid_at(
             &tpl_meta.child("labels"),
             &template.metadata.labels,
             "`selector` does not match template `labels`",
         );
     }
-    validate_pod_spec(&template.spec, &tpl.child("spec"), errs);
+    validate_pod_spec_at(&template.spec, &tpl.child("spec"), errs);
     if let Some(p) = template.spec.restart_policy
         && p != RestartPolicy::Always
     {
-        errs.not_supported(&tpl.child("spec").child("restartPolicy"), p, &["Always"]);
+        errs.not_supported_at(&tpl.child("spec").child("restartPolicy"), p, &["Always"]);
     }
 }
 
@@ -1365,7 +1517,7 @@ fn validate_template(
 /// ```
 pub fn validate_replica_set(rs: &ReplicaSet) -> Result<(), ValidationErrors> {
     let mut errs = metadata(&rs.metadata, true, check_dns1123_subdomain);
-    let spec = FieldPath::new("spec");
+    let spec = top("spec");
     errs.non_negative(&spec.child("replicas"), rs.spec.replicas);
     errs.non_negative(&spec.child("minReadySeconds"), rs.spec.min_ready_seconds);
     validate_template(&rs.spec.selector, &rs.spec.template, &spec, &mut errs);
@@ -1375,26 +1527,26 @@ pub fn validate_replica_set(rs: &ReplicaSet) -> Result<(), ValidationErrors> {
 fn validate_int_or_percent(
     v: &IntOrString,
     max_percent: Option<i64>,
-    path: &FieldPath,
+    path: &Path<'_>,
     errs: &mut ValidationErrors,
 ) -> bool {
     match v {
         IntOrString::Int(n) if *n < 0 => {
-            errs.invalid(path, *n, "must be greater than or equal to 0");
+            errs.invalid_at(path, *n, "must be greater than or equal to 0");
             false
         }
         IntOrString::Int(n) => *n == 0,
         IntOrString::String(s) => match s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) {
             None => {
-                errs.invalid(path, s, "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%')");
+                errs.invalid_at(path, s, "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%')");
                 false
             }
             Some(p) if p < 0 => {
-                errs.invalid(path, s, "must be greater than or equal to 0");
+                errs.invalid_at(path, s, "must be greater than or equal to 0");
                 false
             }
             Some(p) if max_percent.is_some_and(|m| p > m) => {
-                errs.invalid(path, s, "must not be greater than 100%");
+                errs.invalid_at(path, s, "must not be greater than 100%");
                 false
             }
             Some(p) => p == 0,
@@ -1427,7 +1579,7 @@ fn validate_int_or_percent(
 /// ```
 pub fn validate_deployment(d: &Deployment) -> Result<(), ValidationErrors> {
     let mut errs = metadata(&d.metadata, true, check_dns1123_subdomain);
-    let spec = FieldPath::new("spec");
+    let spec = top("spec");
     errs.non_negative(&spec.child("replicas"), d.spec.replicas);
     errs.non_negative(&spec.child("minReadySeconds"), d.spec.min_ready_seconds);
     errs.non_negative(
@@ -1443,7 +1595,7 @@ pub fn validate_deployment(d: &Deployment) -> Result<(), ValidationErrors> {
         && deadline > 0
         && deadline <= min_ready
     {
-        errs.invalid(
+        errs.invalid_at(
             &spec.child("progressDeadlineSeconds"),
             deadline,
             "must be greater than minReadySeconds",
@@ -1453,7 +1605,7 @@ pub fn validate_deployment(d: &Deployment) -> Result<(), ValidationErrors> {
     if let Some(s) = &d.spec.strategy {
         let sp = spec.child("strategy");
         match (s.type_.unwrap_or_default(), &s.rolling_update) {
-            (DeploymentStrategyType::Recreate, Some(_)) => errs.forbidden(
+            (DeploymentStrategyType::Recreate, Some(_)) => errs.forbidden_at(
                 &sp.child("rollingUpdate"),
                 "may not be specified when strategy `type` is 'Recreate'",
             ),
@@ -1466,7 +1618,7 @@ pub fn validate_deployment(d: &Deployment) -> Result<(), ValidationErrors> {
                     validate_int_or_percent(v, Some(100), &rp.child("maxUnavailable"), &mut errs)
                 });
                 if surge_zero && unavailable_zero {
-                    errs.invalid(
+                    errs.invalid_at(
                         &rp.child("maxUnavailable"),
                         ru.max_unavailable
                             .as_ref()
@@ -1504,7 +1656,7 @@ fn int_or_string_text(v: &IntOrString) -> IntOrStringText {
     })
 }
 
-fn validate_cidr(s: &str, path: &FieldPath, errs: &mut ValidationErrors) {
+fn validate_cidr(s: &str, path: &Path<'_>, errs: &mut ValidationErrors) {
     let ok = s.split_once('/').is_some_and(|(ip, bits)| {
         let max = match ip.parse::<IpAddr>() {
             Ok(IpAddr::V4(_)) => 32,
@@ -1514,7 +1666,7 @@ fn validate_cidr(s: &str, path: &FieldPath, errs: &mut ValidationErrors) {
         bits.parse::<u8>().is_ok_and(|b| b <= max)
     });
     if !ok {
-        errs.invalid(
+        errs.invalid_at(
             path,
             s,
             "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
@@ -1545,20 +1697,21 @@ const NODE_ADDRESS_TYPES: &[&str] = &[
 /// ```
 pub fn validate_node(node: &Node) -> Result<(), ValidationErrors> {
     let mut errs = metadata(&node.metadata, false, check_dns1123_subdomain);
-    let spec = FieldPath::new("spec");
+    let spec = top("spec");
+    let taints = spec.child("taints");
     let mut seen = HashSet::new();
     for (i, t) in node.spec.taints.iter().enumerate() {
-        let p = spec.child("taints").index(i);
+        let p = taints.index(i);
         if t.key.is_empty() {
-            errs.required(&p.child("key"), "");
+            errs.required_at(&p.child("key"), "");
         } else {
-            errs.check(&p.child("key"), &t.key, check_qualified_name);
+            errs.check_at(&p.child("key"), &t.key, check_qualified_name);
         }
         if let Some(v) = &t.value {
-            errs.check(&p.child("value"), v, check_label_value);
+            errs.check_at(&p.child("value"), v, check_label_value);
         }
         if !seen.insert((t.key.as_str(), t.effect)) {
-            errs.duplicate(&p, format_args!("{}:{:?}", t.key, t.effect));
+            errs.duplicate_at(&p, format_args!("{}:{:?}", t.key, t.effect));
         }
     }
     if let Some(c) = &node.spec.pod_cidr {
@@ -1567,28 +1720,29 @@ pub fn validate_node(node: &Node) -> Result<(), ValidationErrors> {
     for (i, c) in node.spec.pod_cidrs.iter().enumerate() {
         validate_cidr(c, &spec.child("podCIDRs").index(i), &mut errs);
     }
-    let status = FieldPath::new("status");
-    validate_resource_list(&node.status.capacity, &status.child("capacity"), &mut errs);
-    validate_resource_list(
+    let status = top("status");
+    validate_resource_list_at(&node.status.capacity, &status.child("capacity"), &mut errs);
+    validate_resource_list_at(
         &node.status.allocatable,
         &status.child("allocatable"),
         &mut errs,
     );
+    let addresses = status.child("addresses");
     for (i, a) in node.status.addresses.iter().enumerate() {
-        let p = status.child("addresses").index(i);
+        let p = addresses.index(i);
         if !NODE_ADDRESS_TYPES.contains(&a.type_.as_str()) {
-            errs.not_supported(&p.child("type"), &a.type_, NODE_ADDRESS_TYPES);
+            errs.not_supported_at(&p.child("type"), &a.type_, NODE_ADDRESS_TYPES);
         }
         if a.address.is_empty() {
-            errs.required(&p.child("address"), "");
+            errs.required_at(&p.child("address"), "");
         }
     }
     errs.into_result()
 }
 
-fn validate_ip(s: &str, path: &FieldPath, errs: &mut ValidationErrors) {
+fn validate_ip(s: &str, path: &Path<'_>, errs: &mut ValidationErrors) {
     if s.parse::<IpAddr>().is_err() {
-        errs.invalid(
+        errs.invalid_at(
             path,
             s,
             "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
@@ -1616,24 +1770,25 @@ const TRAFFIC_POLICIES: &[&str] = &["Cluster", "Local"];
 /// ```
 pub fn validate_service(svc: &Service) -> Result<(), ValidationErrors> {
     let mut errs = metadata(&svc.metadata, true, check_dns1035_label);
-    let spec = FieldPath::new("spec");
+    let spec = top("spec");
     let s = &svc.spec;
     let headless = s.cluster_ip.as_deref() == Some("None");
     if s.ports.is_empty() && !headless {
-        errs.required(&spec.child("ports"), "");
+        errs.required_at(&spec.child("ports"), "");
     }
     let mut names = HashSet::new();
     let mut ports = HashSet::new();
     let node_port_type = s.type_ == Some(ServiceType::NodePort);
+    let ports_path = spec.child("ports");
     for (i, p) in s.ports.iter().enumerate() {
-        let pp = spec.child("ports").index(i);
+        let pp = ports_path.index(i);
         match p.name.as_deref().unwrap_or("") {
-            "" if s.ports.len() > 1 => errs.required(&pp.child("name"), ""),
+            "" if s.ports.len() > 1 => errs.required_at(&pp.child("name"), ""),
             "" => {}
             name => {
-                errs.check(&pp.child("name"), name, check_dns1123_label);
+                errs.check_at(&pp.child("name"), name, check_dns1123_label);
                 if !names.insert(name) {
-                    errs.duplicate(&pp.child("name"), name);
+                    errs.duplicate_at(&pp.child("name"), name);
                 }
             }
         }
@@ -1643,7 +1798,7 @@ pub fn validate_service(svc: &Service) -> Result<(), ValidationErrors> {
         }
         if let Some(np) = p.node_port {
             if !node_port_type {
-                errs.forbidden(
+                errs.forbidden_at(
                     &pp.child("nodePort"),
                     "may not be used when `type` is 'ClusterIP'",
                 );
@@ -1652,13 +1807,13 @@ pub fn validate_service(svc: &Service) -> Result<(), ValidationErrors> {
             }
         }
         if !ports.insert((p.port, p.protocol.unwrap_or_default())) {
-            errs.duplicate(
+            errs.duplicate_at(
                 &pp,
                 format_args!("{}/{:?}", p.port, p.protocol.unwrap_or_default()),
             );
         }
     }
-    validate_labels(&s.selector, &spec.child("selector"), &mut errs);
+    validate_labels_at(&s.selector, &spec.child("selector"), &mut errs);
     if let Some(ip) = s
         .cluster_ip
         .as_deref()
@@ -1675,7 +1830,7 @@ pub fn validate_service(svc: &Service) -> Result<(), ValidationErrors> {
         && !ip.is_empty()
         && ip != first
     {
-        errs.invalid(
+        errs.invalid_at(
             &spec.child("clusterIPs").index(0),
             first,
             "must match `clusterIP` when present",
@@ -1688,7 +1843,7 @@ pub fn validate_service(svc: &Service) -> Result<(), ValidationErrors> {
         if let Some(v) = value
             && !TRAFFIC_POLICIES.contains(&v.as_str())
         {
-            errs.not_supported(&spec.child(field), v, TRAFFIC_POLICIES);
+            errs.not_supported_at(&spec.child(field), v, TRAFFIC_POLICIES);
         }
     }
     errs.into_result()
@@ -1710,8 +1865,9 @@ pub fn validate_service(svc: &Service) -> Result<(), ValidationErrors> {
 /// ```
 pub fn validate_endpoints(ep: &Endpoints) -> Result<(), ValidationErrors> {
     let mut errs = metadata(&ep.metadata, true, check_dns1123_subdomain);
+    let subsets = top("subsets");
     for (i, s) in ep.subsets.iter().enumerate() {
-        let sp = FieldPath::new("subsets").index(i);
+        let sp = subsets.index(i);
         for (field, addresses) in [
             ("addresses", &s.addresses),
             ("notReadyAddresses", &s.not_ready_addresses),
@@ -1719,7 +1875,7 @@ pub fn validate_endpoints(ep: &Endpoints) -> Result<(), ValidationErrors> {
             for (j, a) in addresses.iter().enumerate() {
                 validate_ip(&a.ip, &sp.child(field).index(j).child("ip"), &mut errs);
                 if let Some(h) = a.hostname.as_deref().filter(|h| !h.is_empty()) {
-                    errs.check(
+                    errs.check_at(
                         &sp.child(field).index(j).child("hostname"),
                         h,
                         check_dns1123_label,
@@ -1728,15 +1884,16 @@ pub fn validate_endpoints(ep: &Endpoints) -> Result<(), ValidationErrors> {
             }
         }
         let mut names = HashSet::new();
+        let ports = sp.child("ports");
         for (j, p) in s.ports.iter().enumerate() {
-            let pp = sp.child("ports").index(j);
+            let pp = ports.index(j);
             match p.name.as_deref().unwrap_or("") {
-                "" if s.ports.len() > 1 => errs.required(&pp.child("name"), ""),
+                "" if s.ports.len() > 1 => errs.required_at(&pp.child("name"), ""),
                 "" => {}
                 name => {
-                    errs.check(&pp.child("name"), name, check_dns1123_label);
+                    errs.check_at(&pp.child("name"), name, check_dns1123_label);
                     if !names.insert(name) {
-                        errs.duplicate(&pp.child("name"), name);
+                        errs.duplicate_at(&pp.child("name"), name);
                     }
                 }
             }
@@ -1751,8 +1908,8 @@ pub fn validate_endpoints(ep: &Endpoints) -> Result<(), ValidationErrors> {
 pub fn validate_namespace(ns: &Namespace) -> Result<(), ValidationErrors> {
     let mut errs = metadata(&ns.metadata, false, check_dns1123_label);
     for (i, f) in ns.spec.finalizers.iter().enumerate() {
-        errs.check(
-            &FieldPath::new("spec").child("finalizers").index(i),
+        errs.check_at(
+            &top("spec").child("finalizers").index(i),
             f,
             check_qualified_name,
         );
@@ -1775,7 +1932,7 @@ pub fn validate_namespace(ns: &Namespace) -> Result<(), ValidationErrors> {
 /// ```
 pub fn validate_lease(lease: &Lease) -> Result<(), ValidationErrors> {
     let mut errs = metadata(&lease.metadata, true, check_dns1123_subdomain);
-    let spec = FieldPath::new("spec");
+    let spec = top("spec");
     errs.positive(
         &spec.child("leaseDurationSeconds"),
         lease.spec.lease_duration_seconds,
@@ -1797,21 +1954,17 @@ pub fn validate_event(ev: &Event) -> Result<(), ValidationErrors> {
     if let Some(t) = &ev.type_
         && !EVENT_TYPES.contains(&t.as_str())
     {
-        errs.not_supported(&FieldPath::new("type"), t, EVENT_TYPES);
+        errs.not_supported_at(&top("type"), t, EVENT_TYPES);
     }
-    errs.non_negative(&FieldPath::new("count"), ev.count);
+    errs.non_negative(&top("count"), ev.count);
     if let Some(r) = &ev.reason
         && r.len() > 128
     {
-        errs.invalid(
-            &FieldPath::new("reason"),
-            r,
-            "must be no more than 128 characters",
-        );
+        errs.invalid_at(&top("reason"), r, "must be no more than 128 characters");
     }
-    let involved = FieldPath::new("involvedObject");
+    let involved = top("involvedObject");
     if ev.involved_object.kind.as_deref().unwrap_or("").is_empty() {
-        errs.required(&involved.child("kind"), "");
+        errs.required_at(&involved.child("kind"), "");
     }
     if let Some(ns) = ev
         .involved_object
@@ -1820,7 +1973,7 @@ pub fn validate_event(ev: &Event) -> Result<(), ValidationErrors> {
         .filter(|ns| !ns.is_empty())
         && ns != ev.metadata.namespace()
     {
-        errs.invalid(
+        errs.invalid_at(
             &involved.child("namespace"),
             ns,
             "does not match event.namespace",
