@@ -424,7 +424,7 @@ impl WatchCache {
         }
         // Objects this server wrote are taken over; others are decoded
         // before taking the state lock.
-        let mut decoded: Vec<(Revision, String, Option<ArcObject>, bool)> =
+        let mut decoded: Vec<(Revision, &str, Option<ArcObject>, Update)> =
             Vec::with_capacity(events.len());
         {
             let mut recent = self.recent.lock();
@@ -432,16 +432,21 @@ impl WatchCache {
                 let rev = ev.revision();
                 recent.applied = recent.applied.max(rev);
                 match &**ev {
-                    WatchEvent::Put { kv, .. } => {
+                    WatchEvent::Put { kv, prev } => {
                         let taken = match recent.objects.remove(&rev) {
                             Some((key, object)) if key == kv.key => Some(object),
                             _ => take_in_flight(&mut recent, kv),
                         };
-                        decoded.push((rev, kv.key.clone(), taken, false));
+                        let update = if prev.is_some() {
+                            Update::Replace
+                        } else {
+                            Update::Create
+                        };
+                        decoded.push((rev, &kv.key, taken, update));
                     }
                     WatchEvent::Delete { prev, .. } => {
                         recent.objects.remove(&rev);
-                        decoded.push((rev, prev.key.clone(), None, true));
+                        decoded.push((rev, &prev.key, None, Update::Delete));
                     }
                 }
             }
@@ -456,16 +461,16 @@ impl WatchCache {
         let mut state = self.state.write();
         let mut last = state.revision;
         let mut dead: Vec<(u64, Option<String>)> = Vec::new();
-        for (rev, key, obj, deleted) in decoded {
+        for (rev, key, obj, update) in decoded {
             last = rev;
-            let event = if deleted {
-                let Some(prev) = state.objects.remove(&key) else {
+            let event = if update == Update::Delete {
+                let Some(prev) = state.objects.remove(key) else {
                     continue;
                 };
                 if indexed {
                     let node = strategy.node_name(&*prev).unwrap_or("").to_string();
                     if let Some(m) = state.by_node.get_mut(&node) {
-                        m.remove(&key);
+                        m.remove(key);
                         if m.is_empty() {
                             state.by_node.remove(&node);
                         }
@@ -481,24 +486,43 @@ impl WatchCache {
                 }
             } else {
                 let Some(obj) = obj else { continue };
-                let prev = state.objects.insert(key.clone(), obj.clone());
+                // An update replaces the cached object in place: no second
+                // search of the map and no copy of the key.
+                let slot = match update {
+                    Update::Replace => state.objects.get_mut(key),
+                    _ => None,
+                };
+                let prev = match slot {
+                    Some(slot) => Some(std::mem::replace(slot, obj.clone())),
+                    None => state.objects.insert(key.to_string(), obj.clone()),
+                };
                 if indexed {
-                    if let Some(p) = &prev {
-                        let node = strategy.node_name(&**p).unwrap_or("");
-                        if let Some(m) = state.by_node.get_mut(node) {
-                            m.remove(&key);
+                    let node = strategy.node_name(&*obj).unwrap_or("");
+                    let prev_node = prev
+                        .as_ref()
+                        .map(|p| strategy.node_name(&**p).unwrap_or(""));
+                    let in_place = prev_node == Some(node)
+                        && state
+                            .by_node
+                            .get_mut(node)
+                            .and_then(|m| m.get_mut(key))
+                            .map(|slot| *slot = obj.clone())
+                            .is_some();
+                    if !in_place {
+                        if let Some(prev_node) = prev_node
+                            && let Some(m) = state.by_node.get_mut(prev_node)
+                        {
+                            m.remove(key);
                             if m.is_empty() {
-                                let node = node.to_string();
-                                state.by_node.remove(&node);
+                                state.by_node.remove(prev_node);
                             }
                         }
+                        state
+                            .by_node
+                            .entry(node.to_string())
+                            .or_default()
+                            .insert(key.to_string(), obj.clone());
                     }
-                    let node = strategy.node_name(&*obj).unwrap_or("").to_string();
-                    state
-                        .by_node
-                        .entry(node)
-                        .or_default()
-                        .insert(key, obj.clone());
                 }
                 CacheEvent {
                     revision: rev,
@@ -638,6 +662,17 @@ impl WatchCache {
 
 /// Takes the object of a write of this server whose encoded value `kv`
 /// carries, leaving it for the writer.
+/// What a store event does to the cached object of its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Update {
+    /// The key is new (as far as the store's event says).
+    Create,
+    /// The key had a value before.
+    Replace,
+    /// The key was deleted.
+    Delete,
+}
+
 fn take_in_flight(recent: &mut RecentWrites, kv: &ketch_core::KeyValue) -> Option<ArcObject> {
     let address = kv.value.as_ptr() as usize;
     match recent.in_flight.get(&address) {

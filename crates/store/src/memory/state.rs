@@ -238,18 +238,28 @@ impl State {
         expect: Expect,
     ) -> Result<KeyValue, StoreError> {
         Self::check_key(key)?;
-        let history = match self.keys.get_mut(key) {
-            Some(h) => h,
-            None => {
-                if let Expect::ModRevision(_) = expect {
-                    return Err(StoreError::NotFound { key: key.into() });
-                }
+        let history = match expect {
+            // A create almost always adds a key: one search places it.
+            Expect::Absent => {
                 let k: Arc<str> = Arc::from(key);
-                self.keys.entry(k.clone()).or_insert(KeyHistory {
+                self.keys.entry(k.clone()).or_insert_with(|| KeyHistory {
                     key: k,
                     recs: Vec::with_capacity(1),
                 })
             }
+            _ => match self.keys.get_mut(key) {
+                Some(h) => h,
+                None => {
+                    if let Expect::ModRevision(_) = expect {
+                        return Err(StoreError::NotFound { key: key.into() });
+                    }
+                    let k: Arc<str> = Arc::from(key);
+                    self.keys.entry(k.clone()).or_insert(KeyHistory {
+                        key: k,
+                        recs: Vec::with_capacity(1),
+                    })
+                }
+            },
         };
         let prev = history.recs.last().filter(|r| r.live().is_some());
         match (expect, prev) {
