@@ -11,6 +11,7 @@
 pub mod api;
 pub mod client;
 mod intstr;
+mod json;
 pub mod manifest;
 pub mod meta;
 pub mod object;

@@ -88,7 +88,7 @@ where
         serde_json::to_vec(self)
     }
     fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        serde_json::to_writer(out, self)
+        crate::json::write(out, self)
     }
     fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::to_value(self)
@@ -192,7 +192,7 @@ impl Object for DynamicObject {
         serde_json::to_vec(self)
     }
     fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        serde_json::to_writer(out, self)
+        crate::json::write(out, self)
     }
     fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::to_value(self)
