@@ -44,19 +44,18 @@ fn word_needs_escape(x: u64) -> bool {
 }
 
 /// True when serde_json would escape a byte of `s`: control characters,
-/// `"` and `\`. Checks eight bytes at a time.
+/// `"` and `\`. Checks eight bytes at a time; the last word of a string of
+/// eight bytes or more overlaps the one before, so no byte is copied.
 fn needs_escape(s: &str) -> bool {
-    let mut words = s.as_bytes().chunks_exact(8);
-    for word in &mut words {
-        let word: [u8; 8] = word.try_into().unwrap_or([0; 8]);
-        if word_needs_escape(u64::from_le_bytes(word)) {
-            return true;
-        }
+    let bytes = s.as_bytes();
+    let word_at = |at: usize| {
+        let word: [u8; 8] = bytes[at..at + 8].try_into().unwrap_or([0; 8]);
+        word_needs_escape(u64::from_le_bytes(word))
+    };
+    match bytes.len() {
+        len if len < 8 => bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\'),
+        len => (0..len - 8).step_by(8).any(word_at) || word_at(len - 8),
     }
-    let rest = words.remainder();
-    let mut last = [b' '; 8];
-    last[..rest.len()].copy_from_slice(rest);
-    word_needs_escape(u64::from_le_bytes(last))
 }
 
 fn write_str(out: &mut Vec<u8>, s: &str) -> Result<(), Error> {
