@@ -49,7 +49,7 @@ impl Time {
     /// The wire form of times from 1970 to 9999, written without the general
     /// formatting machinery (objects are encoded on every write); `None`
     /// for other times.
-    fn wire_form(&self) -> Option<[u8; 20]> {
+    fn wire_form(&self) -> Option<WireForm> {
         let secs = self.0.as_second();
         if !(0..=MAX_FOUR_DIGIT_YEAR_SECOND).contains(&secs) {
             return None;
@@ -78,14 +78,24 @@ impl Time {
         put(11, 2, rem / 3600);
         put(14, 2, rem / 60 % 60);
         put(17, 2, rem % 60);
-        Some(out)
+        Some(WireForm(out))
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, all ASCII.
+struct WireForm([u8; 20]);
+
+impl WireForm {
+    fn as_str(&self) -> &str {
+        // Digits and separators only, so always valid UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
 impl fmt::Display for Time {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.wire_form() {
-            Some(s) => f.write_str(std::str::from_utf8(&s).map_err(|_| fmt::Error)?),
+            Some(form) => f.write_str(form.as_str()),
             None => write!(f, "{}", self.0.strftime("%Y-%m-%dT%H:%M:%SZ")),
         }
     }
@@ -104,10 +114,7 @@ impl std::str::FromStr for Time {
 impl Serialize for Time {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.wire_form() {
-            Some(b) => match std::str::from_utf8(&b) {
-                Ok(text) => s.serialize_str(text),
-                Err(_) => s.collect_str(self),
-            },
+            Some(form) => s.serialize_str(form.as_str()),
             None => s.collect_str(self),
         }
     }

@@ -229,6 +229,18 @@ impl State {
         }
     }
 
+    /// The history of `key`, added empty when the key is new.
+    fn history_entry<'k>(
+        keys: &'k mut BTreeMap<Arc<str>, KeyHistory>,
+        key: &str,
+    ) -> &'k mut KeyHistory {
+        let k: Arc<str> = Arc::from(key);
+        keys.entry(k.clone()).or_insert_with(|| KeyHistory {
+            key: k,
+            recs: Vec::with_capacity(1),
+        })
+    }
+
     /// Writes `value` to `key` at the next revision if `expect` holds (one
     /// map lookup: the hot path). Returns the new version.
     pub(crate) fn put(
@@ -240,25 +252,14 @@ impl State {
         Self::check_key(key)?;
         let history = match expect {
             // A create almost always adds a key: one search places it.
-            Expect::Absent => {
-                let k: Arc<str> = Arc::from(key);
-                self.keys.entry(k.clone()).or_insert_with(|| KeyHistory {
-                    key: k,
-                    recs: Vec::with_capacity(1),
-                })
-            }
-            _ => match self.keys.get_mut(key) {
+            Expect::Absent => Self::history_entry(&mut self.keys, key),
+            Expect::ModRevision(_) => match self.keys.get_mut(key) {
                 Some(h) => h,
-                None => {
-                    if let Expect::ModRevision(_) = expect {
-                        return Err(StoreError::NotFound { key: key.into() });
-                    }
-                    let k: Arc<str> = Arc::from(key);
-                    self.keys.entry(k.clone()).or_insert(KeyHistory {
-                        key: k,
-                        recs: Vec::with_capacity(1),
-                    })
-                }
+                None => return Err(StoreError::NotFound { key: key.into() }),
+            },
+            Expect::Any => match self.keys.get_mut(key) {
+                Some(h) => h,
+                None => Self::history_entry(&mut self.keys, key),
             },
         };
         let prev = history.recs.last().filter(|r| r.live().is_some());
