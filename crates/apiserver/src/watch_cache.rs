@@ -660,8 +660,6 @@ impl WatchCache {
     }
 }
 
-/// Takes the object of a write of this server whose encoded value `kv`
-/// carries, leaving it for the writer.
 /// What a store event does to the cached object of its key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Update {
@@ -673,6 +671,8 @@ enum Update {
     Delete,
 }
 
+/// Takes the object of a write of this server whose encoded value `kv`
+/// carries, leaving it for the writer.
 fn take_in_flight(recent: &mut RecentWrites, kv: &ketch_core::KeyValue) -> Option<ArcObject> {
     let address = kv.value.as_ptr() as usize;
     match recent.in_flight.get(&address) {

@@ -751,7 +751,6 @@ fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     use ketch_core::api::Pod;
     use ketch_core::{
@@ -883,17 +882,15 @@ mod tests {
         );
         let url = format!("http://{addr}");
 
-        // The server answers the deadline (as tonic does: cancelled), well
-        // before the client's own guard (the deadline plus 250 ms).
+        // The server answers the deadline (as tonic does: cancelled); the
+        // client's own guard, 250 ms later, would say `Timeout` instead.
         let hasty = RemoteClient::builder(&url)
             .timeout(Duration::from_millis(100))
             .connect()
             .await
             .unwrap();
-        let started = Instant::now();
         let err = hasty.create(pod()).await.unwrap_err();
         assert_eq!(err, ApiError::Unavailable("Timeout expired".into()));
-        assert!(started.elapsed() < Duration::from_millis(340));
 
         // A call in flight at shutdown still gets its answer; then the
         // server returns and stops accepting.
