@@ -35,6 +35,7 @@ mod coalesce;
 mod convert;
 pub mod proto;
 mod server;
+mod wire;
 
 pub use client::{DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TIMEOUT, RemoteClient, RemoteClientBuilder};
 pub use convert::{error_from_status, status_from_error};

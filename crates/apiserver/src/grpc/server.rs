@@ -728,24 +728,10 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for HyperServ
     }
 }
 
-/// The deadline of a call's `grpc-timeout` header: up to eight digits and a
-/// unit (`H`, `M`, `S`, `m`, `u`, `n`); `None` when absent or malformed.
+/// The deadline of a call's `grpc-timeout` header; `None` when absent or
+/// malformed.
 fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
-    let value = headers.get("grpc-timeout")?.as_bytes();
-    let (&unit, digits) = value.split_last()?;
-    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let n = std::str::from_utf8(digits).ok()?.parse::<u64>().ok()?;
-    Some(match unit {
-        b'H' => Duration::from_secs(n * 3600),
-        b'M' => Duration::from_secs(n * 60),
-        b'S' => Duration::from_secs(n),
-        b'm' => Duration::from_millis(n),
-        b'u' => Duration::from_micros(n),
-        b'n' => Duration::from_nanos(n),
-        _ => return None,
-    })
+    super::wire::parse_timeout(headers.get("grpc-timeout")?.as_bytes())
 }
 
 #[cfg(test)]

@@ -1,0 +1,224 @@
+//! gRPC's framing over HTTP/2, shared by the client and the server: the
+//! length-prefixed messages of a call's body and the `grpc-timeout` header.
+//!
+//! A message on the wire is one flag byte (0: not compressed), its length as
+//! a big-endian `u32`, then the protobuf bytes. A body may split a message
+//! over several DATA frames or carry several messages in one;
+//! [`MessageDecoder`] reassembles them.
+
+#![allow(dead_code)] // used by the transports built on it
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tonic::Status;
+
+/// The content type of every gRPC request and response.
+pub(crate) const CONTENT_TYPE: &str = "application/grpc";
+
+/// Bytes before a message: the compression flag and the length.
+const PREFIX: usize = 5;
+
+/// `message` encoded with its gRPC length prefix.
+pub(crate) fn encode_message(message: &impl prost::Message) -> Bytes {
+    let len = message.encoded_len();
+    let mut buf = BytesMut::with_capacity(PREFIX + len);
+    buf.put_u8(0);
+    buf.put_u32(len as u32);
+    message
+        .encode(&mut buf)
+        .expect("a buffer sized by encoded_len has room for the message");
+    buf.freeze()
+}
+
+/// Reassembles length-prefixed messages from the chunks of a body, refusing
+/// compressed messages and messages over a size limit.
+#[derive(Debug)]
+pub(crate) struct MessageDecoder {
+    buf: BytesMut,
+    max_message_bytes: usize,
+}
+
+impl MessageDecoder {
+    /// A decoder accepting messages of up to `max_message_bytes`.
+    pub(crate) fn new(max_message_bytes: usize) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            max_message_bytes,
+        }
+    }
+
+    /// Appends the next chunk of the body.
+    pub(crate) fn push(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// The next complete message, `None` when more bytes are needed.
+    pub(crate) fn next_message(&mut self) -> Result<Option<Bytes>, Status> {
+        if self.buf.len() < PREFIX {
+            return Ok(None);
+        }
+        let compressed = self.buf[0];
+        let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+        match compressed {
+            0 => {}
+            1 => {
+                return Err(Status::unimplemented(
+                    "compressed messages are not supported (grpc-encoding identity only)",
+                ));
+            }
+            flag => {
+                return Err(Status::internal(format!(
+                    "invalid compression flag {flag} in a message prefix"
+                )));
+            }
+        }
+        if len > self.max_message_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "message of {len} bytes is over the limit of {} bytes",
+                self.max_message_bytes
+            )));
+        }
+        if self.buf.len() < PREFIX + len {
+            self.buf.reserve(PREFIX + len - self.buf.len());
+            return Ok(None);
+        }
+        self.buf.advance(PREFIX);
+        Ok(Some(self.buf.split_to(len).freeze()))
+    }
+
+    /// Checks that the body ended on a message boundary.
+    pub(crate) fn finish(&self) -> Result<(), Status> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(Status::internal(format!(
+                "the body ended inside a message ({} bytes left over)",
+                self.buf.len()
+            )))
+        }
+    }
+}
+
+/// The deadline of a call's `grpc-timeout` header value: up to eight digits
+/// and a unit (`H`, `M`, `S`, `m`, `u`, `n`); `None` when malformed.
+pub(crate) fn parse_timeout(value: &[u8]) -> Option<Duration> {
+    let (&unit, digits) = value.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = std::str::from_utf8(digits).ok()?.parse::<u64>().ok()?;
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// `timeout` as a `grpc-timeout` header value: the finest unit whose count
+/// fits the header's eight digits, rounded up so the deadline is never
+/// shorter than asked.
+pub(crate) fn format_timeout(timeout: Duration) -> String {
+    const MAX: u128 = 99_999_999;
+    let nanos = timeout.as_nanos();
+    let units: [(u128, char); 6] = [
+        (1, 'n'),
+        (1_000, 'u'),
+        (1_000_000, 'm'),
+        (1_000_000_000, 'S'),
+        (60_000_000_000, 'M'),
+        (3_600_000_000_000, 'H'),
+    ];
+    for (per, unit) in units {
+        let count = nanos.div_ceil(per);
+        if count <= MAX {
+            return format!("{count}{unit}");
+        }
+    }
+    format!("{MAX}H")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_split_and_joined_across_chunks_come_out_whole() {
+        let a = super::super::proto::GetRequest {
+            resource: "pods".into(),
+            namespace: Some("default".into()),
+            name: "web".into(),
+        };
+        let b = super::super::proto::GetRequest {
+            resource: "nodes".into(),
+            namespace: None,
+            name: "n1".into(),
+        };
+        let mut body = encode_message(&a).to_vec();
+        body.extend_from_slice(&encode_message(&b));
+        for split in 0..body.len() {
+            let mut d = MessageDecoder::new(1024);
+            let mut got = Vec::new();
+            for chunk in [&body[..split], &body[split..]] {
+                d.push(chunk);
+                while let Some(m) = d.next_message().unwrap() {
+                    got.push(
+                        <super::super::proto::GetRequest as prost::Message>::decode(m).unwrap(),
+                    );
+                }
+            }
+            d.finish().unwrap();
+            assert_eq!(got, vec![a.clone(), b.clone()], "split at {split}");
+        }
+    }
+
+    #[test]
+    fn oversized_compressed_and_truncated_messages_are_refused() {
+        let mut d = MessageDecoder::new(4);
+        d.push(&[0, 0, 0, 0, 5, 1, 2, 3, 4, 5]);
+        let err = d.next_message().unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        assert!(err.message().contains("5 bytes"), "{}", err.message());
+
+        let mut d = MessageDecoder::new(4);
+        d.push(&[1, 0, 0, 0, 1, 7]);
+        assert_eq!(
+            d.next_message().unwrap_err().code(),
+            tonic::Code::Unimplemented
+        );
+
+        let mut d = MessageDecoder::new(4);
+        d.push(&[9, 0, 0, 0, 1, 7]);
+        assert_eq!(d.next_message().unwrap_err().code(), tonic::Code::Internal);
+
+        let mut d = MessageDecoder::new(4);
+        d.push(&[0, 0, 0, 0, 3, 1]);
+        assert!(d.next_message().unwrap().is_none());
+        assert_eq!(d.finish().unwrap_err().code(), tonic::Code::Internal);
+    }
+
+    #[test]
+    fn timeouts_round_trip_through_the_header_and_never_shrink() {
+        let cases = [
+            Duration::from_nanos(1),
+            Duration::from_micros(1500),
+            Duration::from_millis(250),
+            Duration::from_secs(30),
+            Duration::from_secs(99_999_999),
+            Duration::from_secs(86_400 * 400),
+        ];
+        for t in cases {
+            let header = format_timeout(t);
+            let parsed = parse_timeout(header.as_bytes()).unwrap();
+            assert!(parsed >= t, "{t:?} -> {header} -> {parsed:?}");
+        }
+        assert_eq!(format_timeout(Duration::from_secs(30)), "30000000u");
+        for bad in ["", "S", "12", "123456789S", "1x", "-1S", "1.5S"] {
+            assert_eq!(parse_timeout(bad.as_bytes()), None, "{bad:?}");
+        }
+    }
+}
