@@ -73,14 +73,6 @@ impl<T: AsyncWrite + Unpin> CoalescingIo<T> {
     }
 }
 
-impl tonic::transport::server::Connected for CoalescingIo<TcpStream> {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
-    }
-}
-
 impl<T: AsyncRead + Unpin> AsyncRead for CoalescingIo<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,

@@ -32,6 +32,7 @@
 
 mod client;
 mod coalesce;
+mod connection;
 mod convert;
 pub mod proto;
 mod server;
@@ -57,6 +58,11 @@ pub enum GrpcError {
     /// The transport failed (connecting, TLS setup, serving).
     #[error("transport: {0}")]
     Transport(#[source] tonic::transport::Error),
+    /// The server's TLS certificate or key is unusable; the message names
+    /// which.
+    #[cfg(feature = "tls")]
+    #[error("TLS identity: {0}")]
+    Tls(String),
 }
 
 /// The server's TLS identity, PEM encoded.

@@ -2,33 +2,28 @@
 //! calling the [`Client`] of the caller's identity, found through a
 //! [`ClientProvider`] from the bearer token in the `authorization` metadata.
 
-use std::convert::Infallible;
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-
-use futures::StreamExt;
-use std::collections::HashMap;
-
 use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use http::HeaderMap;
 use ketch_core::{ApiError, ArcObject, Client, DeleteOutcome, Object, Scheme};
 use parking_lot::RwLock;
-use tonic::codegen::{BoxFuture, BoxStream, http};
-use tonic::server::{Grpc, NamedService, ServerStreamingService, UnaryService};
-use tonic::{Request, Response, Status};
-use tonic_prost::ProstCodec;
+use tonic::Status;
 
 use super::GrpcError;
 use super::coalesce::CoalescingIo;
+use super::connection::serve_connection;
 use super::convert::{
     delete_params, encode_event, encode_object, list_params, required, status_from_error,
     watch_params,
 };
-use super::proto::{self, path};
+use super::proto;
 use crate::ApiServer;
 use crate::watch_cache::capture_written;
 
@@ -37,11 +32,6 @@ use crate::watch_cache::capture_written;
 pub(crate) const WINDOW: u32 = 4 * 1024 * 1024;
 /// HTTP/2 flow-control window of a whole connection.
 pub(crate) const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
-
-/// Interval of HTTP/2 pings on an idle connection.
-const KEEPALIVE_INTERVAL: Option<Duration> = Some(Duration::from_secs(30));
-/// How long a ping may go unanswered before the connection is closed.
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default limit of one object in a request: 3 MiB, as Kubernetes.
 pub const DEFAULT_MAX_OBJECT_BYTES: usize = 3 * 1024 * 1024;
@@ -170,15 +160,16 @@ impl ClientProvider for ApiServerProvider {
     }
 }
 
-struct Inner {
+pub(super) struct Inner {
     provider: Arc<dyn ClientProvider>,
     max_object_bytes: usize,
-    max_message_bytes: usize,
+    /// Largest request message the transport reads.
+    pub(super) max_message_bytes: usize,
 }
 
 /// Extracts the bearer token of `authorization: Bearer <token>`.
-fn bearer_token<T>(request: &Request<T>) -> Result<Option<&str>, ApiError> {
-    let Some(value) = request.metadata().get("authorization") else {
+fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else {
         return Ok(None);
     };
     let value = value
@@ -199,13 +190,46 @@ fn st(err: ApiError) -> Status {
     status_from_error(&err)
 }
 
+/// The events of a watch call; the first error ends the call with that
+/// error as its status.
+pub(super) type WatchEvents = BoxStream<'static, Result<proto::WatchEvent, Status>>;
+
+fn object_response(obj: &dyn Object) -> Result<proto::ObjectResponse, Status> {
+    Ok(proto::ObjectResponse {
+        object: Some(encode_object(obj).map_err(st)?),
+    })
+}
+
+/// Runs a write and answers with the object it returns. When the object is
+/// the one the API server just stored, its reply is made from the stored
+/// JSON instead of encoding the object again.
+async fn written_response(
+    write: impl Future<Output = Result<ArcObject, ApiError>>,
+) -> Result<proto::ObjectResponse, Status> {
+    let (out, written) = capture_written(write).await;
+    let out = out.map_err(st)?;
+    match written.and_then(|w| w.json_of(&out)) {
+        Some(json) => Ok(proto::ObjectResponse {
+            object: Some(proto::RawObject {
+                api_version: out.api_version().to_string(),
+                kind: out.kind().to_string(),
+                json: Bytes::from(json),
+            }),
+        }),
+        None => object_response(out.as_ref()),
+    }
+}
+
+/// The methods of the service, each given the call's request headers and
+/// its decoded request message.
 impl Inner {
-    fn client<T>(&self, request: &Request<T>) -> Result<Arc<dyn Client>, Status> {
-        let token = bearer_token(request).map_err(st)?;
+    fn client(&self, headers: &HeaderMap) -> Result<Arc<dyn Client>, Status> {
+        let token = bearer_token(headers).map_err(st)?;
         self.provider.client_for(token).map_err(st)
     }
 
-    fn decode(&self, raw: proto::RawObject) -> Result<Box<dyn Object>, Status> {
+    fn decode(&self, raw: Option<proto::RawObject>) -> Result<Box<dyn Object>, Status> {
+        let raw = required(raw).map_err(st)?;
         if raw.json.len() > self.max_object_bytes {
             return Err(st(ApiError::TooLarge(format!(
                 "{} object of {} bytes exceeds the limit of {} bytes",
@@ -223,80 +247,56 @@ impl Inner {
             .decode_object(&raw.api_version, &raw.kind, &raw.json)
             .map_err(st)
     }
-}
 
-fn object_response(obj: &dyn Object) -> Result<Response<proto::ObjectResponse>, Status> {
-    Ok(Response::new(proto::ObjectResponse {
-        object: Some(encode_object(obj).map_err(st)?),
-    }))
-}
-
-/// Runs a write and answers with the object it returns. When the object is
-/// the one the API server just stored, its reply is made from the stored
-/// JSON instead of encoding the object again.
-async fn written_response(
-    write: impl Future<Output = Result<ArcObject, ApiError>>,
-) -> Result<Response<proto::ObjectResponse>, Status> {
-    let (out, written) = capture_written(write).await;
-    let out = out.map_err(st)?;
-    match written.and_then(|w| w.json_of(&out)) {
-        Some(json) => Ok(Response::new(proto::ObjectResponse {
-            object: Some(proto::RawObject {
-                api_version: out.api_version().to_string(),
-                kind: out.kind().to_string(),
-                json: Bytes::from(json),
-            }),
-        })),
-        None => object_response(out.as_ref()),
-    }
-}
-
-type Reply<T> = BoxFuture<Response<T>, Status>;
-type Handler<Req, Resp> = fn(Arc<Inner>, Request<Req>) -> Reply<Resp>;
-
-fn create(inner: Arc<Inner>, req: Request<proto::ObjectRequest>) -> Reply<proto::ObjectResponse> {
-    Box::pin(async move {
-        let client = inner.client(&req)?;
-        let obj = inner.decode(required(req.into_inner().object).map_err(st)?)?;
+    pub(super) async fn create(
+        &self,
+        headers: &HeaderMap,
+        req: proto::ObjectRequest,
+    ) -> Result<proto::ObjectResponse, Status> {
+        let client = self.client(headers)?;
+        let obj = self.decode(req.object)?;
         written_response(client.create(obj)).await
-    })
-}
+    }
 
-fn update(inner: Arc<Inner>, req: Request<proto::ObjectRequest>) -> Reply<proto::ObjectResponse> {
-    Box::pin(async move {
-        let client = inner.client(&req)?;
-        let obj = inner.decode(required(req.into_inner().object).map_err(st)?)?;
+    pub(super) async fn update(
+        &self,
+        headers: &HeaderMap,
+        req: proto::ObjectRequest,
+    ) -> Result<proto::ObjectResponse, Status> {
+        let client = self.client(headers)?;
+        let obj = self.decode(req.object)?;
         written_response(client.update(obj)).await
-    })
-}
+    }
 
-fn update_status(
-    inner: Arc<Inner>,
-    req: Request<proto::ObjectRequest>,
-) -> Reply<proto::ObjectResponse> {
-    Box::pin(async move {
-        let client = inner.client(&req)?;
-        let obj = inner.decode(required(req.into_inner().object).map_err(st)?)?;
+    pub(super) async fn update_status(
+        &self,
+        headers: &HeaderMap,
+        req: proto::ObjectRequest,
+    ) -> Result<proto::ObjectResponse, Status> {
+        let client = self.client(headers)?;
+        let obj = self.decode(req.object)?;
         written_response(client.update_status(obj)).await
-    })
-}
+    }
 
-fn get(inner: Arc<Inner>, req: Request<proto::GetRequest>) -> Reply<proto::ObjectResponse> {
-    Box::pin(async move {
-        let client = inner.client(&req)?;
-        let r = req.into_inner();
+    pub(super) async fn get(
+        &self,
+        headers: &HeaderMap,
+        r: proto::GetRequest,
+    ) -> Result<proto::ObjectResponse, Status> {
+        let client = self.client(headers)?;
         let out = client
             .get(&r.resource, r.namespace.as_deref(), &r.name)
             .await
             .map_err(st)?;
         object_response(out.as_ref())
-    })
-}
+    }
 
-fn list(inner: Arc<Inner>, req: Request<proto::ListRequest>) -> Reply<proto::ListResponse> {
-    Box::pin(async move {
-        let client = inner.client(&req)?;
-        let r = req.into_inner();
+    pub(super) async fn list(
+        &self,
+        headers: &HeaderMap,
+        r: proto::ListRequest,
+    ) -> Result<proto::ListResponse, Status> {
+        let client = self.client(headers)?;
         let resource = r.resource.clone();
         let namespace = r.namespace.clone();
         let params = list_params(r).map_err(st)?;
@@ -310,24 +310,25 @@ fn list(inner: Arc<Inner>, req: Request<proto::ListRequest>) -> Reply<proto::Lis
             .map(|o| encode_object(o.as_ref()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(st)?;
-        Ok(Response::new(proto::ListResponse {
+        Ok(proto::ListResponse {
             items,
             resource_version: list.resource_version,
             continue_token: list.continue_token,
             remaining_item_count: list.remaining_item_count,
-        }))
-    })
-}
+        })
+    }
 
-fn patch(inner: Arc<Inner>, req: Request<proto::PatchRequest>) -> Reply<proto::ObjectResponse> {
-    Box::pin(async move {
-        let client = inner.client(&req)?;
-        let r = req.into_inner();
-        if r.patch.len() > inner.max_object_bytes {
+    pub(super) async fn patch(
+        &self,
+        headers: &HeaderMap,
+        r: proto::PatchRequest,
+    ) -> Result<proto::ObjectResponse, Status> {
+        let client = self.client(headers)?;
+        if r.patch.len() > self.max_object_bytes {
             return Err(st(ApiError::TooLarge(format!(
                 "patch of {} bytes exceeds the limit of {} bytes",
                 r.patch.len(),
-                inner.max_object_bytes
+                self.max_object_bytes
             ))));
         }
         let patch: serde_json::Value = serde_json::from_slice(&r.patch).map_err(|e| {
@@ -336,13 +337,14 @@ fn patch(inner: Arc<Inner>, req: Request<proto::PatchRequest>) -> Reply<proto::O
             )))
         })?;
         written_response(client.patch(&r.resource, r.namespace.as_deref(), &r.name, &patch)).await
-    })
-}
+    }
 
-fn delete(inner: Arc<Inner>, req: Request<proto::DeleteRequest>) -> Reply<proto::DeleteResponse> {
-    Box::pin(async move {
-        let client = inner.client(&req)?;
-        let r = req.into_inner();
+    pub(super) async fn delete(
+        &self,
+        headers: &HeaderMap,
+        r: proto::DeleteRequest,
+    ) -> Result<proto::DeleteResponse, Status> {
+        let client = self.client(headers)?;
         let params = delete_params(&r);
         let outcome = client
             .delete(&r.resource, r.namespace.as_deref(), &r.name, &params)
@@ -352,79 +354,40 @@ fn delete(inner: Arc<Inner>, req: Request<proto::DeleteRequest>) -> Reply<proto:
             DeleteOutcome::Deleted(o) => (false, o),
             DeleteOutcome::Pending(o) => (true, o),
         };
-        Ok(Response::new(proto::DeleteResponse {
+        Ok(proto::DeleteResponse {
             pending,
             object: Some(encode_object(obj.as_ref()).map_err(st)?),
-        }))
-    })
-}
+        })
+    }
 
-fn bind(inner: Arc<Inner>, req: Request<proto::BindRequest>) -> Reply<proto::ObjectResponse> {
-    Box::pin(async move {
-        let client = inner.client(&req)?;
-        let r = req.into_inner();
+    pub(super) async fn bind(
+        &self,
+        headers: &HeaderMap,
+        r: proto::BindRequest,
+    ) -> Result<proto::ObjectResponse, Status> {
+        let client = self.client(headers)?;
         written_response(client.bind(&r.namespace, &r.pod, &r.node)).await
-    })
-}
+    }
 
-fn watch(
-    inner: Arc<Inner>,
-    req: Request<proto::WatchRequest>,
-) -> Reply<BoxStream<proto::WatchEvent>> {
-    Box::pin(async move {
-        let client = inner.client(&req)?;
-        let r = req.into_inner();
+    pub(super) async fn watch(
+        &self,
+        headers: &HeaderMap,
+        r: proto::WatchRequest,
+    ) -> Result<WatchEvents, Status> {
+        let client = self.client(headers)?;
         let params = watch_params(&r);
         let events = client
             .watch(&r.resource, r.namespace.as_deref(), &params)
             .await
             .map_err(st)?;
-        // The first error ends the stream, with that error as its status.
-        let stream = events
-            .map(|item| item.and_then(|event| encode_event(&event)).map_err(st))
-            .scan(false, |failed, item| {
-                let out = if *failed { None } else { Some(item) };
-                if let Some(Err(_)) = &out {
-                    *failed = true;
-                }
-                futures::future::ready(out)
-            });
-        let stream: BoxStream<proto::WatchEvent> = Box::pin(stream);
-        Ok(Response::new(stream))
-    })
-}
-
-struct Unary<Req, Resp> {
-    inner: Arc<Inner>,
-    handler: Handler<Req, Resp>,
-}
-
-impl<Req, Resp> UnaryService<Req> for Unary<Req, Resp> {
-    type Response = Resp;
-    type Future = Reply<Resp>;
-
-    fn call(&mut self, request: Request<Req>) -> Self::Future {
-        (self.handler)(self.inner.clone(), request)
+        Ok(Box::pin(events.map(|item| {
+            item.and_then(|event| encode_event(&event)).map_err(st)
+        })))
     }
 }
 
-struct Watch {
-    inner: Arc<Inner>,
-}
-
-impl ServerStreamingService<proto::WatchRequest> for Watch {
-    type Response = proto::WatchEvent;
-    type ResponseStream = BoxStream<proto::WatchEvent>;
-    type Future = Reply<Self::ResponseStream>;
-
-    fn call(&mut self, request: Request<proto::WatchRequest>) -> Self::Future {
-        watch(self.inner.clone(), request)
-    }
-}
-
-/// The `ketch.v1.Api` gRPC service over a [`ClientProvider`]: a tower
-/// service to mount in a tonic server, or served directly with
-/// [`GrpcServer::serve`].
+/// The `ketch.v1.Api` gRPC service over a [`ClientProvider`], served over
+/// HTTP/2 with [`GrpcServer::serve`] and its siblings.
 ///
 /// Requests whose object is larger than [`GrpcServer::max_object_bytes`]
 /// fail `TooLarge`; messages larger than the message limit are refused by
@@ -500,35 +463,6 @@ impl GrpcServer {
         }
     }
 
-    fn grpc<Req, Resp>(&self) -> Grpc<ProstCodec<Resp, Req>>
-    where
-        Req: prost::Message + Default + Send + 'static,
-        Resp: prost::Message + Send + 'static,
-    {
-        Grpc::new(ProstCodec::default())
-            .max_decoding_message_size(self.inner.max_message_bytes)
-            .max_encoding_message_size(usize::MAX)
-    }
-
-    fn unary<Req, Resp, B>(
-        &self,
-        handler: Handler<Req, Resp>,
-        req: http::Request<B>,
-    ) -> BoxFuture<http::Response<tonic::body::Body>, Infallible>
-    where
-        Req: prost::Message + Default + Send + 'static,
-        Resp: prost::Message + Send + 'static,
-        B: tonic::codegen::Body + Send + 'static,
-        B::Error: Into<tonic::codegen::StdError> + Send + 'static,
-    {
-        let mut grpc = self.grpc::<Req, Resp>();
-        let method = Unary {
-            inner: self.inner.clone(),
-            handler,
-        };
-        Box::pin(async move { Ok(grpc.unary(method, req).await) })
-    }
-
     /// Serves on `addr` until the process ends.
     pub async fn serve(self, addr: SocketAddr) -> Result<(), GrpcError> {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -541,71 +475,32 @@ impl GrpcServer {
     /// Serves connections of `listener` until `shutdown` completes, then
     /// lets the open connections finish their calls.
     ///
-    /// Connections go straight to hyper's HTTP/2 server with this service,
-    /// without the routing and middleware layers of a tonic `Server`; the
-    /// `grpc-timeout` deadline of each call is enforced here as tonic would.
+    /// Each connection is served by [`h2`] directly; the `grpc-timeout`
+    /// deadline of each call is enforced here.
     pub async fn serve_with_listener(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), GrpcError> {
-        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-        builder
-            .timer(TokioTimer::new())
-            .initial_stream_window_size(WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW)
-            .keep_alive_interval(KEEPALIVE_INTERVAL)
-            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-            // As a tonic server: no limit of concurrent calls (watches) per
-            // connection, nor of streams reset for errors.
-            .max_concurrent_streams(None)
-            .max_local_error_reset_streams(None);
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            let stream = tokio::select! {
-                () = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        // Out of descriptors and the like: try again shortly
-                        // rather than spin.
-                        tracing::debug!(error = %e, "accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                },
-            };
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::debug!(error = %e, "setting TCP_NODELAY failed");
-            }
-            let io = TokioIo::new(CoalescingIo::new(stream));
-            let conn = builder.serve_connection(io, HyperService(self.clone()));
-            let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
-                let mut conn = std::pin::pin!(conn);
-                let result = tokio::select! {
-                    result = conn.as_mut() => result,
-                    _ = stop.changed() => {
-                        conn.as_mut().graceful_shutdown();
-                        conn.await
-                    }
-                };
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "serving a connection failed");
-                }
-                drop(stop);
-            });
-        }
-        // Stop accepting at once, then wait for the open connections.
-        drop(listener);
-        let _ = stop_tx.send(());
-        drop(stop_rx);
-        stop_tx.closed().await;
-        Ok(())
+        let inner = self.inner;
+        accept_loop(listener, shutdown, move |io, stop| {
+            serve_connection(inner.clone(), io, stop)
+        })
+        .await
     }
 
-    /// Serves TLS connections of `listener` until `shutdown` completes.
+    /// Serves TLS connections of `listener` until `shutdown` completes, then
+    /// lets the open connections finish their calls. Clients must offer
+    /// HTTP/2 by ALPN (`h2`). A certificate or key that does not parse fails
+    /// [`GrpcError::Tls`] before anything is served.
+    ///
+    /// ```no_run
+    /// # async fn demo(server: ketch_apiserver::grpc::GrpcServer, cert_pem: Vec<u8>, key_pem: Vec<u8>) -> Result<(), ketch_apiserver::grpc::GrpcError> {
+    /// use ketch_apiserver::grpc::{GrpcError, ServerTls};
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:6443").await.map_err(GrpcError::Io)?;
+    /// server.serve_tls_with_listener(listener, ServerTls { cert_pem, key_pem }, std::future::pending()).await
+    /// # }
+    /// ```
     #[cfg(feature = "tls")]
     pub async fn serve_tls_with_listener(
         self,
@@ -613,125 +508,105 @@ impl GrpcServer {
         tls: super::ServerTls,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), GrpcError> {
-        let config = tonic::transport::ServerTlsConfig::new().identity(
-            tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem),
-        );
-        self.builder()
-            .tls_config(config)
-            .map_err(GrpcError::Transport)?
-            .add_service(self)
-            .serve_with_incoming_shutdown(coalescing_incoming(listener), shutdown)
-            .await
-            .map_err(GrpcError::Transport)
-    }
-
-    #[cfg(feature = "tls")]
-    fn builder(&self) -> tonic::transport::Server {
-        tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .http2_keepalive_interval(KEEPALIVE_INTERVAL)
-            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-            .initial_stream_window_size(Some(WINDOW))
-            .initial_connection_window_size(Some(CONNECTION_WINDOW))
-    }
-}
-
-/// The accepted connections of `listener`, without Nagle's delay and with
-/// their writes coalesced.
-#[cfg(feature = "tls")]
-fn coalescing_incoming(
-    listener: tokio::net::TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<CoalescingIo<tokio::net::TcpStream>>> {
-    tonic::transport::server::TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .map(|accepted| accepted.map(CoalescingIo::new))
-}
-
-impl NamedService for GrpcServer {
-    const NAME: &'static str = proto::SERVICE;
-}
-
-impl<B> tonic::codegen::Service<http::Request<B>> for GrpcServer
-where
-    B: tonic::codegen::Body + Send + 'static,
-    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        self.route(req)
-    }
-}
-
-impl GrpcServer {
-    /// Answers one call by its path.
-    fn route<B>(
-        &self,
-        req: http::Request<B>,
-    ) -> BoxFuture<http::Response<tonic::body::Body>, Infallible>
-    where
-        B: tonic::codegen::Body + Send + 'static,
-        B::Error: Into<tonic::codegen::StdError> + Send + 'static,
-    {
-        match req.uri().path() {
-            path::CREATE => self.unary(create, req),
-            path::GET => self.unary(get, req),
-            path::LIST => self.unary(list, req),
-            path::UPDATE => self.unary(update, req),
-            path::UPDATE_STATUS => self.unary(update_status, req),
-            path::PATCH => self.unary(patch, req),
-            path::DELETE => self.unary(delete, req),
-            path::BIND => self.unary(bind, req),
-            path::WATCH => {
-                let mut grpc = self.grpc::<proto::WatchRequest, proto::WatchEvent>();
-                let method = Watch {
-                    inner: self.inner.clone(),
+        let acceptor = tls_acceptor(&tls)?;
+        let inner = self.inner;
+        accept_loop(listener, shutdown, move |io, mut stop| {
+            let inner = inner.clone();
+            let acceptor = acceptor.clone();
+            async move {
+                let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io));
+                let io = tokio::select! {
+                    done = handshake => match done {
+                        Ok(Ok(io)) => io,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            return;
+                        }
+                    },
+                    _ = stop.changed() => return,
                 };
-                Box::pin(async move { Ok(grpc.server_streaming(method, req).await) })
-            }
-            other => {
-                let status = Status::unimplemented(format!("no method {other:?}"));
-                Box::pin(std::future::ready(Ok(status.into_http())))
-            }
-        }
-    }
-}
-
-/// A [`GrpcServer`] as hyper serves it: each call within the deadline its
-/// `grpc-timeout` metadata asks for.
-#[derive(Clone)]
-struct HyperService(GrpcServer);
-
-impl hyper::service::Service<http::Request<hyper::body::Incoming>> for HyperService {
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
-        let Some(deadline) = grpc_timeout(req.headers()) else {
-            return self.0.route(req);
-        };
-        let call = self.0.route(req);
-        Box::pin(async move {
-            match tokio::time::timeout(deadline, call).await {
-                Ok(response) => response,
-                // What tonic's server answers to a call past its deadline.
-                Err(_) => Ok(Status::cancelled(tonic::TimeoutExpired(()).to_string()).into_http()),
+                serve_connection(inner, io, stop).await;
             }
         })
+        .await
     }
 }
 
-/// The deadline of a call's `grpc-timeout` header; `None` when absent or
-/// malformed.
-fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
-    super::wire::parse_timeout(headers.get("grpc-timeout")?.as_bytes())
+/// How long a TLS handshake may take before the connection is dropped.
+#[cfg(feature = "tls")]
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The TLS acceptor of `tls`: rustls with ring, offering HTTP/2 by ALPN.
+#[cfg(feature = "tls")]
+fn tls_acceptor(tls: &super::ServerTls) -> Result<tokio_rustls::TlsAcceptor, GrpcError> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let certs = CertificateDer::pem_slice_iter(&tls.cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| GrpcError::Tls(format!("cert_pem: {e}")))?;
+    if certs.is_empty() {
+        return Err(GrpcError::Tls("cert_pem: no certificate found".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&tls.key_pem)
+        .map_err(|e| GrpcError::Tls(format!("key_pem: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| GrpcError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| GrpcError::Tls(format!("cert_pem and key_pem: {e}")))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Accepts connections of `listener` until `shutdown` completes, handing
+/// each (without Nagle's delay, with coalesced writes) to `serve` on a task
+/// of its own with a receiver that changes at shutdown; then stops
+/// accepting and waits until every connection task has dropped its
+/// receiver.
+async fn accept_loop<F, Fut>(
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+    serve: F,
+) -> Result<(), GrpcError>
+where
+    F: Fn(CoalescingIo<tokio::net::TcpStream>, tokio::sync::watch::Receiver<()>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors and the like: try again shortly
+                    // rather than spin.
+                    tracing::debug!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY failed");
+        }
+        tokio::spawn(serve(CoalescingIo::new(stream), stop_rx.clone()));
+    }
+    // Stop accepting at once, then wait for the open connections.
+    drop(listener);
+    let _ = stop_tx.send(());
+    drop(stop_rx);
+    stop_tx.closed().await;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -744,25 +619,6 @@ mod tests {
     };
 
     use crate::grpc::RemoteClient;
-
-    #[test]
-    fn grpc_timeouts_parse_as_tonic_reads_them() {
-        let parse = |v: &str| {
-            let mut headers = http::HeaderMap::new();
-            headers.insert("grpc-timeout", v.parse().unwrap());
-            grpc_timeout(&headers)
-        };
-        assert_eq!(parse("3H"), Some(Duration::from_secs(3 * 3600)));
-        assert_eq!(parse("2M"), Some(Duration::from_secs(120)));
-        assert_eq!(parse("30S"), Some(Duration::from_secs(30)));
-        assert_eq!(parse("250m"), Some(Duration::from_millis(250)));
-        assert_eq!(parse("30000000u"), Some(Duration::from_secs(30)));
-        assert_eq!(parse("99999999n"), Some(Duration::from_nanos(99_999_999)));
-        for bad in ["", "S", "123456789S", "10x", "-1S", "1.5S", " 1S"] {
-            assert_eq!(parse(bad), None, "{bad:?}");
-        }
-        assert_eq!(grpc_timeout(&http::HeaderMap::new()), None);
-    }
 
     /// Creates take a second; nothing else is served.
     struct Slow;

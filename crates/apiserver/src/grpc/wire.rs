@@ -6,8 +6,6 @@
 //! over several DATA frames or carry several messages in one;
 //! [`MessageDecoder`] reassembles them.
 
-#![allow(dead_code)] // used by the transports built on it
-
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -122,6 +120,7 @@ pub(crate) fn parse_timeout(value: &[u8]) -> Option<Duration> {
 /// `timeout` as a `grpc-timeout` header value: the finest unit whose count
 /// fits the header's eight digits, rounded up so the deadline is never
 /// shorter than asked.
+#[allow(dead_code)] // the client's half; the server only parses
 pub(crate) fn format_timeout(timeout: Duration) -> String {
     const MAX: u128 = 99_999_999;
     let nanos = timeout.as_nanos();
