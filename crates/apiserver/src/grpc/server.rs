@@ -749,4 +749,29 @@ mod tests {
             .unwrap();
         assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     }
+
+    #[cfg(feature = "tls")]
+    #[tokio::test]
+    async fn an_unusable_tls_identity_is_refused_naming_the_part() {
+        let cases = [
+            (b"not a certificate".to_vec(), b"".to_vec(), "cert_pem"),
+            (
+                b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec(),
+                b"not a key".to_vec(),
+                "key_pem",
+            ),
+        ];
+        for (cert_pem, key_pem, part) in cases {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let tls = super::super::ServerTls { cert_pem, key_pem };
+            let err = GrpcServer::new(SlowProvider(Scheme::with_builtins()))
+                .serve_tls_with_listener(listener, tls, std::future::pending())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, GrpcError::Tls(m) if m.contains(part)),
+                "{part}: {err}"
+            );
+        }
+    }
 }
