@@ -430,6 +430,27 @@ async fn tls_round_trip_and_plaintext_refused() {
         .expect("create over TLS");
     assert_eq!(created.metadata().name(), "secure");
 
+    let err = RemoteClient::builder(&format!("https://localhost:{}", addr.port()))
+        .tls(ClientTls {
+            ca_pem: TEST_CERT.as_bytes().to_vec(),
+            domain: Some("other.example".into()),
+        })
+        .connect()
+        .await
+        .expect_err("the certificate names localhost only");
+    assert!(
+        matches!(err, ketch_apiserver::grpc::GrpcError::TlsHandshake { .. }),
+        "{err:?}"
+    );
+    let err = RemoteClient::builder(&format!("https://localhost:{}", addr.port()))
+        .tls(ClientTls {
+            ca_pem: b"not a certificate".to_vec(),
+            domain: None,
+        })
+        .connect_lazy()
+        .expect_err("no CA certificate");
+    assert!(err.to_string().contains("ca_pem"), "{err}");
+
     let plain = RemoteClient::builder(&format!("http://{addr}"))
         .token(ADMIN_TOKEN)
         .timeout(Duration::from_secs(2))

@@ -2,7 +2,6 @@
 //! components run unchanged against a remote API server.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -11,20 +10,17 @@ use ketch_core::{
     ApiError, ArcObject, Client, DeleteOutcome, DeleteParams, ListParams, Object, ObjectEvent,
     ObjectEventStream, ObjectList, Scheme, WatchParams,
 };
-use tonic::codec::Streaming;
-use tonic::codegen::http::uri::PathAndQuery;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Status};
-use tonic_prost::ProstCodec;
+use prost::Message as _;
+use tonic::Status;
 
 use super::GrpcError;
-use super::coalesce::CoalescingConnector;
+use super::channel::{Channel, Reply, RequestHeaders, Target};
 use super::convert::{
     decode_event, decode_object, delete_request, encode_object, error_from_status, list_request,
     required, watch_request,
 };
 use super::proto::{self, path};
+use super::wire;
 
 /// Default deadline of a unary call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -137,51 +133,34 @@ impl RemoteClientBuilder {
         self
     }
 
-    /// Connects with TLS (an `https://` endpoint).
+    /// Connects with TLS (an `https://` endpoint): the server's certificate
+    /// must chain to `tls.ca_pem` and name `tls.domain` (or the endpoint's
+    /// host), and the server must agree to HTTP/2 (ALPN `h2`).
+    ///
+    /// ```
+    /// # fn demo(ca_pem: Vec<u8>) {
+    /// use ketch_apiserver::grpc::{ClientTls, RemoteClient};
+    /// let b = RemoteClient::builder("https://api.example.com:6443")
+    ///     .tls(ClientTls { ca_pem, domain: None });
+    /// # }
+    /// ```
     #[cfg(feature = "tls")]
     pub fn tls(mut self, tls: super::ClientTls) -> Self {
         self.tls = Some(tls);
         self
     }
 
-    fn endpoint(&self) -> Result<Endpoint, GrpcError> {
-        let endpoint = Endpoint::from_shared(self.endpoint.clone())
-            .map_err(|e| GrpcError::InvalidEndpoint(format!("{}: {e}", self.endpoint)))?
-            .connect_timeout(self.connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .keep_alive_while_idle(true)
-            .initial_stream_window_size(super::server::WINDOW)
-            .initial_connection_window_size(super::server::CONNECTION_WINDOW);
-        #[cfg(feature = "tls")]
-        let endpoint = match &self.tls {
-            Some(tls) => {
-                let mut config = tonic::transport::ClientTlsConfig::new()
-                    .ca_certificate(tonic::transport::Certificate::from_pem(&tls.ca_pem));
-                if let Some(domain) = &tls.domain {
-                    config = config.domain_name(domain.clone());
-                }
-                endpoint.tls_config(config).map_err(GrpcError::Transport)?
-            }
-            None => endpoint,
-        };
-        Ok(endpoint)
-    }
-
-    fn finish(self, channels: Vec<Channel>) -> Result<RemoteClient, GrpcError> {
-        let token = match &self.token {
-            Some(t) => Some(
-                MetadataValue::try_from(format!("Bearer {t}"))
-                    .map_err(|_| GrpcError::InvalidToken)?,
-            ),
-            None => None,
-        };
+    fn build(self) -> Result<RemoteClient, GrpcError> {
+        let target = Target::new(
+            &self.endpoint,
+            self.connect_timeout,
+            #[cfg(feature = "tls")]
+            self.tls.as_ref(),
+        )?;
+        let headers = RequestHeaders::new(self.token.as_deref(), self.timeout)?;
         Ok(RemoteClient {
             inner: Arc::new(Inner {
-                channels,
-                next: AtomicUsize::new(0),
-                token,
+                channel: Channel::new(target, self.connections, headers, self.max_message_bytes),
                 timeout: self.timeout,
                 scheme: self.scheme,
                 max_message_bytes: self.max_message_bytes,
@@ -191,36 +170,35 @@ impl RemoteClientBuilder {
     }
 
     /// A client that connects on first use and reconnects by itself after a
-    /// broken connection. Needs a tokio runtime.
+    /// broken connection. Needs a tokio runtime when used.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), ketch_apiserver::grpc::GrpcError> {
+    /// let client = ketch_apiserver::grpc::RemoteClient::builder("http://127.0.0.1:6443").connect_lazy()?;
+    /// # Ok(()) }
+    /// ```
     pub fn connect_lazy(self) -> Result<RemoteClient, GrpcError> {
-        let endpoint = self.endpoint()?;
-        let channels = (0..self.connections)
-            .map(|_| endpoint.connect_with_connector_lazy(CoalescingConnector))
-            .collect();
-        self.finish(channels)
+        self.build()
     }
 
     /// A client whose connections are established now; fails when the
-    /// server cannot be reached.
+    /// server cannot be reached. Broken connections are re-established on
+    /// later calls.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), ketch_apiserver::grpc::GrpcError> {
+    /// let client = ketch_apiserver::grpc::RemoteClient::builder("http://127.0.0.1:6443").connect().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(self) -> Result<RemoteClient, GrpcError> {
-        let endpoint = self.endpoint()?;
-        let mut channels = Vec::with_capacity(self.connections);
-        for _ in 0..self.connections {
-            channels.push(
-                endpoint
-                    .connect_with_connector(CoalescingConnector)
-                    .await
-                    .map_err(GrpcError::Transport)?,
-            );
-        }
-        self.finish(channels)
+        let client = self.build()?;
+        client.inner.channel.connect_all().await?;
+        Ok(client)
     }
 }
 
 struct Inner {
-    channels: Vec<Channel>,
-    next: AtomicUsize,
-    token: Option<MetadataValue<Ascii>>,
+    channel: Channel,
     timeout: Duration,
     scheme: Arc<Scheme>,
     max_message_bytes: usize,
@@ -251,7 +229,7 @@ pub struct RemoteClient {
 impl std::fmt::Debug for RemoteClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteClient")
-            .field("connections", &self.inner.channels.len())
+            .field("connections", &self.inner.channel.connections())
             .field("timeout", &self.inner.timeout)
             .finish_non_exhaustive()
     }
@@ -275,43 +253,20 @@ impl RemoteClient {
         }
     }
 
-    fn grpc(&self) -> tonic::client::Grpc<Channel> {
-        let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % self.inner.channels.len();
-        tonic::client::Grpc::new(self.inner.channels[i].clone())
-            .max_decoding_message_size(self.inner.max_message_bytes)
-    }
-
-    fn request<T>(&self, message: T, deadline: bool) -> Request<T> {
-        let mut request = Request::new(message);
-        if deadline {
-            request.set_timeout(self.inner.timeout);
-        }
-        if let Some(token) = &self.inner.token {
-            request
-                .metadata_mut()
-                .insert("authorization", token.clone());
-        }
-        request
-    }
-
     async fn unary<Req, Resp>(&self, method: &'static str, message: Req) -> Result<Resp, ApiError>
     where
-        Req: prost::Message + Send + Sync + 'static,
-        Resp: prost::Message + Default + Send + Sync + 'static,
+        Req: prost::Message,
+        Resp: prost::Message + Default,
     {
         let call = async {
-            let mut grpc = self.grpc();
-            grpc.ready()
+            let reply = self
+                .inner
+                .channel
+                .unary(method, wire::encode_message(&message))
                 .await
-                .map_err(|e| ApiError::Unavailable(format!("connecting: {e}")))?;
-            grpc.unary(
-                self.request(message, true),
-                PathAndQuery::from_static(method),
-                ProstCodec::<Req, Resp>::default(),
-            )
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| error_from_status(&s))
+                .map_err(|s| error_from_status(&s))?;
+            Resp::decode(reply)
+                .map_err(|e| ApiError::Internal(format!("decoding the reply to {method}: {e}")))
         };
         // The server enforces the deadline too; this guards against a peer
         // that stopped answering altogether.
@@ -337,27 +292,37 @@ impl RemoteClient {
         message: Req,
     ) -> Result<ArcObject, ApiError>
     where
-        Req: prost::Message + Send + Sync + 'static,
+        Req: prost::Message,
     {
         let reply: proto::ObjectResponse = self.unary(method, message).await?;
         self.decode(reply.object)
     }
 
-    async fn open_watch(
-        &self,
-        request: proto::WatchRequest,
-    ) -> Result<Streaming<proto::WatchEvent>, Status> {
-        let mut grpc = self.grpc();
-        grpc.ready()
-            .await
-            .map_err(|e| Status::unavailable(format!("connecting: {e}")))?;
-        grpc.server_streaming(
-            self.request(request, false),
-            PathAndQuery::from_static(path::WATCH),
-            ProstCodec::<proto::WatchRequest, proto::WatchEvent>::default(),
-        )
-        .await
-        .map(tonic::Response::into_inner)
+    async fn open_watch(&self, request: proto::WatchRequest) -> Result<WatchBody, Status> {
+        let reply = self
+            .inner
+            .channel
+            .call(path::WATCH, wire::encode_message(&request), false)
+            .await?;
+        Ok(WatchBody { reply })
+    }
+}
+
+/// The server stream of an open watch; dropping it resets the HTTP/2
+/// stream, so the server stops watching.
+struct WatchBody {
+    reply: Reply,
+}
+
+impl WatchBody {
+    /// The next event, `None` when the server ended the watch.
+    async fn message(&mut self) -> Result<Option<proto::WatchEvent>, Status> {
+        match self.reply.message().await? {
+            Some(bytes) => proto::WatchEvent::decode(bytes)
+                .map(Some)
+                .map_err(|e| Status::internal(format!("decoding a watch event: {e}"))),
+            None => Ok(None),
+        }
     }
 }
 
@@ -370,7 +335,7 @@ fn resumable(status: &Status) -> bool {
 struct WatchState {
     client: RemoteClient,
     request: proto::WatchRequest,
-    stream: Option<Streaming<proto::WatchEvent>>,
+    stream: Option<WatchBody>,
     backoff: Backoff,
     failures: u32,
     done: bool,
@@ -602,5 +567,296 @@ impl Client for RemoteClient {
             node: node.to_string(),
         };
         self.object_call(path::BIND, message).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use bytes::{BufMut, Bytes, BytesMut};
+    use h2::server::SendResponse;
+    use ketch_core::ObjectMeta;
+    use ketch_core::api::Pod;
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+    use tokio::task::{JoinHandle, JoinSet};
+
+    /// How the raw HTTP/2 server below answers every call.
+    #[derive(Clone, Copy, Debug)]
+    enum Answer {
+        /// A correct reply with a pod.
+        Pod,
+        /// This HTTP status and nothing else.
+        HttpStatus(u16),
+        /// 200 with an HTML body.
+        Html,
+        /// A message, then the end of the body without trailers.
+        NoGrpcStatus,
+        /// A message of 4 KiB.
+        Oversized,
+        /// Half of a message, then grpc-status 0.
+        Truncated,
+        /// A message of bytes that are not the reply's protobuf.
+        NotProtobuf,
+        /// grpc-status-details-bin that is not base64, in a trailers-only
+        /// response.
+        BadDetails,
+        /// Headers, then nothing until the client resets the stream, whose
+        /// reason is reported.
+        Hang,
+    }
+
+    fn pod() -> Pod {
+        Pod {
+            metadata: ObjectMeta::named("default", "p"),
+            ..Pod::default()
+        }
+    }
+
+    fn frame(payload: &[u8]) -> Bytes {
+        let mut buf = BytesMut::new();
+        buf.put_u8(0);
+        buf.put_u32(payload.len() as u32);
+        buf.put_slice(payload);
+        buf.freeze()
+    }
+
+    fn grpc_headers(status: u16, content_type: &str) -> http::Response<()> {
+        http::Response::builder()
+            .status(status)
+            .header("content-type", content_type)
+            .body(())
+            .unwrap()
+    }
+
+    fn trailers(code: &str) -> http::HeaderMap {
+        let mut t = http::HeaderMap::new();
+        t.insert("grpc-status", code.parse().unwrap());
+        t
+    }
+
+    async fn answer(
+        mut respond: SendResponse<Bytes>,
+        how: Answer,
+        resets: mpsc::UnboundedSender<h2::Reason>,
+    ) -> Result<(), h2::Error> {
+        match how {
+            Answer::Pod => {
+                let reply = proto::ObjectResponse {
+                    object: Some(encode_object(&pod()).unwrap()),
+                };
+                let mut s = respond.send_response(grpc_headers(200, "application/grpc"), false)?;
+                s.send_data(wire::encode_message(&reply), false)?;
+                s.send_trailers(trailers("0"))?;
+            }
+            Answer::HttpStatus(code) => {
+                let response = http::Response::builder().status(code).body(()).unwrap();
+                respond.send_response(response, true)?;
+            }
+            Answer::Html => {
+                let mut s = respond.send_response(grpc_headers(200, "text/html"), false)?;
+                s.send_data(Bytes::from_static(b"<html>busy</html>"), true)?;
+            }
+            Answer::NoGrpcStatus => {
+                let reply = proto::ObjectResponse::default();
+                let mut s = respond.send_response(grpc_headers(200, "application/grpc"), false)?;
+                s.send_data(wire::encode_message(&reply), true)?;
+            }
+            Answer::Oversized => {
+                let mut s = respond.send_response(grpc_headers(200, "application/grpc"), false)?;
+                s.send_data(frame(&[7; 4096]), false)?;
+                s.send_trailers(trailers("0"))?;
+            }
+            Answer::Truncated => {
+                let whole = frame(&[7; 100]);
+                let mut s = respond.send_response(grpc_headers(200, "application/grpc"), false)?;
+                s.send_data(whole.slice(..50), false)?;
+                s.send_trailers(trailers("0"))?;
+            }
+            Answer::NotProtobuf => {
+                let mut s = respond.send_response(grpc_headers(200, "application/grpc"), false)?;
+                s.send_data(frame(&[0xff; 16]), false)?;
+                s.send_trailers(trailers("0"))?;
+            }
+            Answer::BadDetails => {
+                let mut response = grpc_headers(200, "application/grpc");
+                let headers = response.headers_mut();
+                headers.insert("grpc-status", "5".parse().unwrap());
+                headers.insert("grpc-status-details-bin", "*not base64*".parse().unwrap());
+                respond.send_response(response, true)?;
+            }
+            Answer::Hang => {
+                let mut s = respond.send_response(grpc_headers(200, "application/grpc"), false)?;
+                let reason = std::future::poll_fn(|cx| s.poll_reset(cx)).await?;
+                let _ = resets.send(reason);
+            }
+        }
+        Ok(())
+    }
+
+    /// A raw HTTP/2 server answering every call as `how` says; aborting
+    /// the returned task closes its listener and every connection.
+    fn serve_raw(
+        listener: TcpListener,
+        how: Answer,
+    ) -> (JoinHandle<()>, mpsc::UnboundedReceiver<h2::Reason>) {
+        let (resets_tx, resets) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                let resets_tx = resets_tx.clone();
+                connections.spawn(async move {
+                    let Ok(mut conn) = h2::server::handshake(socket).await else {
+                        return;
+                    };
+                    let mut calls = JoinSet::new();
+                    while let Some(Ok((_request, respond))) = conn.accept().await {
+                        calls.spawn(answer(respond, how, resets_tx.clone()));
+                    }
+                });
+            }
+        });
+        (task, resets)
+    }
+
+    async fn raw_server(
+        how: Answer,
+    ) -> (String, JoinHandle<()>, mpsc::UnboundedReceiver<h2::Reason>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (task, resets) = serve_raw(listener, how);
+        (url, task, resets)
+    }
+
+    #[tokio::test]
+    async fn garbage_replies_give_clear_errors() {
+        let cases: [(Answer, &str); 10] = [
+            (Answer::HttpStatus(503), "HTTP status 503"),
+            (Answer::HttpStatus(404), "Unimplemented"),
+            (Answer::HttpStatus(401), "HTTP status 401"),
+            (Answer::Html, "content-type \"text/html\""),
+            (Answer::NoGrpcStatus, "without a grpc-status"),
+            (Answer::Oversized, "4096 bytes is over the limit of 1024"),
+            (Answer::Truncated, "ended inside a message"),
+            (
+                Answer::NotProtobuf,
+                "decoding the reply to /ketch.v1.Api/Get",
+            ),
+            (Answer::BadDetails, "grpc-status-details-bin is not base64"),
+            (Answer::Pod, ""),
+        ];
+        for (how, needle) in cases {
+            let (url, server, _) = raw_server(how).await;
+            let client = RemoteClient::builder(&url)
+                .max_message_bytes(1024)
+                .timeout(Duration::from_secs(5))
+                .connect()
+                .await
+                .unwrap();
+            let result = client.get("pods", Some("default"), "p").await;
+            match (how, result) {
+                (Answer::Pod, Ok(obj)) => assert_eq!(obj.metadata().name(), "p"),
+                (_, Err(err)) => {
+                    assert!(err.to_string().contains(needle), "{how:?}: {err}");
+                    if let Answer::Oversized = how {
+                        assert!(matches!(err, ApiError::TooLarge(_)), "{err:?}");
+                    }
+                    if let Answer::HttpStatus(401) = how {
+                        assert!(matches!(err, ApiError::Unauthorized(_)), "{err:?}");
+                    }
+                }
+                (how, Ok(obj)) => panic!("{how:?} succeeded with {obj:?}"),
+            }
+            server.abort();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_watch_resets_its_stream() {
+        let (url, server, mut resets) = raw_server(Answer::Hang).await;
+        let client = RemoteClient::builder(&url).connect().await.unwrap();
+        let watch = client
+            .watch("pods", Some("default"), &WatchParams::default())
+            .await
+            .unwrap();
+        drop(watch);
+        let reason = tokio::time::timeout(Duration::from_secs(5), resets.recv())
+            .await
+            .expect("the server saw the reset")
+            .unwrap();
+        assert_eq!(reason, h2::Reason::CANCEL);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn calls_reconnect_after_the_server_restarts_on_the_same_port() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (server, _) = serve_raw(listener, Answer::Pod);
+        let client = RemoteClient::builder(&format!("http://{addr}"))
+            .connections(2)
+            .connect()
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            client.get("pods", Some("default"), "p").await.unwrap();
+        }
+        // A call in flight when the server goes away fails as unavailable.
+        let (hang_listener, hang_addr) = {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let a = l.local_addr().unwrap();
+            (l, a)
+        };
+        let (hang_server, _) = serve_raw(hang_listener, Answer::Hang);
+        let hanging = RemoteClient::builder(&format!("http://{hang_addr}"))
+            .connect()
+            .await
+            .unwrap();
+        let mut in_flight = hanging
+            .inner
+            .channel
+            .call(path::WATCH, Bytes::new(), false)
+            .await
+            .unwrap();
+        hang_server.abort();
+        let status = in_flight.message().await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+
+        server.abort();
+        let _ = server.await;
+        let err = loop {
+            // Until the client saw its connections close, a call may still
+            // go out on them and fail as well.
+            match client.get("pods", Some("default"), "p").await {
+                Err(err) if err.to_string().contains("connecting to") => break err,
+                Err(err) => assert!(matches!(err, ApiError::Unavailable(_)), "{err:?}"),
+                Ok(obj) => panic!("the server is down, yet {obj:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert!(matches!(err, ApiError::Unavailable(_)), "{err:?}");
+
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let (server, _) = serve_raw(listener, Answer::Pod);
+        for _ in 0..4 {
+            let obj = client.get("pods", Some("default"), "p").await.unwrap();
+            assert_eq!(obj.metadata().name(), "p");
+        }
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn connecting_eagerly_to_nothing_fails_and_names_the_endpoint() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let err = RemoteClient::builder(&url).connect().await.unwrap_err();
+        assert!(matches!(err, GrpcError::Connect { .. }), "{err:?}");
+        assert!(err.to_string().contains(&url), "{err}");
+        let lazy = RemoteClient::builder(&url).connect_lazy().unwrap();
+        let err = lazy.get("pods", None, "p").await.unwrap_err();
+        assert!(matches!(err, ApiError::Unavailable(_)), "{err:?}");
+        assert!(err.to_string().contains("connecting to"), "{err}");
     }
 }

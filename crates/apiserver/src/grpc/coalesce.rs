@@ -15,10 +15,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
-use tonic::codegen::http::Uri;
 
 /// Bytes gathered before a flush writes without yielding first.
 const HIGH_WATER: usize = 64 * 1024;
@@ -114,72 +111,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CoalescingIo<T> {
     }
 }
 
-/// Connects a client channel over TCP (no Nagle's delay) with coalesced
-/// writes; tonic adds TLS on top for `https` endpoints.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct CoalescingConnector;
-
-impl tonic::codegen::Service<Uri> for CoalescingConnector {
-    type Response = TokioIo<CoalescingIo<TcpStream>>;
-    type Error = io::Error;
-    type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        Box::pin(async move {
-            let (host, port) = host_and_port(&uri)?;
-            let stream = TcpStream::connect((host.as_str(), port)).await?;
-            stream.set_nodelay(true)?;
-            Ok(TokioIo::new(CoalescingIo::new(stream)))
-        })
-    }
-}
-
-/// The host (without IPv6 brackets) and port of `uri`, the port defaulting
-/// by scheme.
-fn host_and_port(uri: &Uri) -> io::Result<(String, u16)> {
-    let host = uri
-        .host()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no host in {uri}")))?;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = uri
-        .port_u16()
-        .unwrap_or(if uri.scheme_str() == Some("https") {
-            443
-        } else {
-            80
-        });
-    Ok((host, port))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    #[test]
-    fn host_and_port_strip_brackets_and_default_by_scheme() {
-        let cases = [
-            ("http://127.0.0.1:6443", ("127.0.0.1", 6443)),
-            ("http://[::1]:7000", ("::1", 7000)),
-            ("http://example.com", ("example.com", 80)),
-            ("https://example.com", ("example.com", 443)),
-        ];
-        for (uri, (host, port)) in cases {
-            let uri: Uri = uri.parse().unwrap();
-            assert_eq!(
-                host_and_port(&uri).unwrap(),
-                (host.to_string(), port),
-                "{uri}"
-            );
-        }
-    }
 
     #[tokio::test]
     async fn writes_arrive_in_order_after_a_flush() {

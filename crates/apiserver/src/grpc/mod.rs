@@ -9,7 +9,9 @@
 //! ([`ApiServerProvider`] for an [`ApiServer`](crate::ApiServer)). API errors
 //! cross the wire exactly ([`status_from_error`], [`error_from_status`]).
 //! The messages are plain `prost` structs ([`proto`]), so building needs no
-//! `protoc`.
+//! `protoc`. The client speaks gRPC straight on HTTP/2 (`h2`): each call is
+//! sent and read by the task that makes it, and one task per connection
+//! only drives the connection.
 //!
 //! | feature | what it adds |
 //! |---|---|
@@ -30,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+mod channel;
 mod client;
 mod coalesce;
 mod connection;
@@ -55,14 +58,41 @@ pub enum GrpcError {
     /// Binding or accepting failed.
     #[error("i/o: {0}")]
     Io(#[source] std::io::Error),
-    /// The transport failed (connecting, TLS setup, serving).
-    #[error("transport: {0}")]
-    Transport(#[source] tonic::transport::Error),
-    /// The server's TLS certificate or key is unusable; the message names
-    /// which.
+    /// The TLS settings are unusable (the server's certificate or key, the
+    /// client's CA certificates or server name); the message names which.
     #[cfg(feature = "tls")]
-    #[error("TLS identity: {0}")]
+    #[error("TLS settings: {0}")]
     Tls(String),
+    /// No TCP connection to the server (resolving, connecting, or the
+    /// connect timeout).
+    #[error("connecting to {endpoint}: {source}")]
+    Connect {
+        /// The endpoint connected to.
+        endpoint: String,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS handshake with the server failed (its certificate, its name,
+    /// or no agreement on HTTP/2).
+    #[cfg(feature = "tls")]
+    #[error("TLS handshake with {endpoint}: {source}")]
+    TlsHandshake {
+        /// The endpoint connected to.
+        endpoint: String,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP/2 handshake with the server failed.
+    #[error("HTTP/2 handshake with {endpoint}: {source}")]
+    Http2 {
+        /// The endpoint connected to.
+        endpoint: String,
+        /// What failed.
+        #[source]
+        source: h2::Error,
+    },
 }
 
 /// The server's TLS identity, PEM encoded.

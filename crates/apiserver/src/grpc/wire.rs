@@ -120,7 +120,6 @@ pub(crate) fn parse_timeout(value: &[u8]) -> Option<Duration> {
 /// `timeout` as a `grpc-timeout` header value: the finest unit whose count
 /// fits the header's eight digits, rounded up so the deadline is never
 /// shorter than asked.
-#[allow(dead_code)] // the client's half; the server only parses
 pub(crate) fn format_timeout(timeout: Duration) -> String {
     const MAX: u128 = 99_999_999;
     let nanos = timeout.as_nanos();
