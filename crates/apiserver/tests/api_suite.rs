@@ -227,7 +227,7 @@ async fn raw_call<Req: prost::Message + Send + Sync + 'static>(
     );
     grpc.unary::<Req, proto::ObjectResponse, _>(
         request,
-        tonic::codegen::http::uri::PathAndQuery::from_static(path),
+        http::uri::PathAndQuery::from_static(path),
         tonic_prost::ProstCodec::default(),
     )
     .await

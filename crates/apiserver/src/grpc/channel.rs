@@ -23,13 +23,9 @@ use tonic::{Code, Status};
 
 use super::GrpcError;
 use super::coalesce::CoalescingIo;
-use super::wire::{self, MessageDecoder};
-
-/// Interval of keepalive pings on a connection, idle or not.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-/// How long a keepalive ping may wait for its answer before the connection
-/// is given up.
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+use super::wire::{
+    self, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MessageDecoder, is_grpc_content_type,
+};
 
 const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 const GRPC_STATUS: &str = "grpc-status";
@@ -473,11 +469,6 @@ impl Reply {
     }
 }
 
-fn is_grpc_content_type(value: &[u8]) -> bool {
-    let base = wire::CONTENT_TYPE.as_bytes();
-    value.starts_with(base) && matches!(value.get(base.len()), None | Some(b'+' | b';'))
-}
-
 /// The gRPC status in `headers` (trailers, or the headers of a
 /// trailers-only response): `None` when there is none, `Some(Ok(()))` for
 /// OK, otherwise the error (also when its details are not base64).
@@ -705,15 +696,5 @@ mod tests {
             status_of_h2(Reason::PROTOCOL_ERROR.into()).code(),
             Code::Internal
         );
-
-        for (value, ok) in [
-            ("application/grpc", true),
-            ("application/grpc+proto", true),
-            ("application/grpc;charset=utf-8", true),
-            ("application/grpcx", false),
-            ("text/html", false),
-        ] {
-            assert_eq!(is_grpc_content_type(value.as_bytes()), ok, "{value}");
-        }
     }
 }

@@ -10,7 +10,6 @@ use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::StreamExt;
@@ -24,12 +23,10 @@ use tonic::{Code, Status};
 
 use super::proto::path;
 use super::server::{CONNECTION_WINDOW, Inner, WINDOW, WatchEvents};
-use super::wire::{self, MessageDecoder};
+use super::wire::{
+    self, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MessageDecoder, is_grpc_content_type,
+};
 
-/// Interval of HTTP/2 pings on a connection.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-/// How long a ping may go unanswered before the connection is closed.
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest frame the server accepts: HTTP/2's initial value.
 const MAX_FRAME_BYTES: u32 = 16 * 1024;
 /// Largest header block of a request.
@@ -240,13 +237,6 @@ async fn answer(
     }
 }
 
-/// `application/grpc`, alone or with a `+<format>` or `;<parameter>` suffix.
-fn is_grpc_content_type(value: &[u8]) -> bool {
-    value
-        .strip_prefix(wire::CONTENT_TYPE.as_bytes())
-        .is_some_and(|rest| matches!(rest.first(), None | Some(b'+' | b';')))
-}
-
 /// Reads the request message of the method at `parts.uri`'s path and
 /// answers it.
 async fn route(
@@ -410,6 +400,7 @@ mod tests {
     use super::*;
 
     use std::net::SocketAddr;
+    use std::time::Duration;
 
     use std::sync::atomic::{AtomicUsize, Ordering};
 

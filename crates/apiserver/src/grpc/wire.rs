@@ -14,6 +14,20 @@ use tonic::Status;
 /// The content type of every gRPC request and response.
 pub(crate) const CONTENT_TYPE: &str = "application/grpc";
 
+/// Interval of keepalive pings on a connection, idle or not (client and
+/// server alike).
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a keepalive ping may go unanswered before the connection is
+/// given up.
+pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `application/grpc`, alone or with a `+<format>` or `;<parameter>` suffix.
+pub(crate) fn is_grpc_content_type(value: &[u8]) -> bool {
+    value
+        .strip_prefix(CONTENT_TYPE.as_bytes())
+        .is_some_and(|rest| matches!(rest.first(), None | Some(b'+' | b';')))
+}
+
 /// Bytes before a message: the compression flag and the length.
 const PREFIX: usize = 5;
 
@@ -197,6 +211,26 @@ mod tests {
         d.push(&[0, 0, 0, 0, 3, 1]);
         assert!(d.next_message().unwrap().is_none());
         assert_eq!(d.finish().unwrap_err().code(), tonic::Code::Internal);
+    }
+
+    #[test]
+    fn grpc_content_types_are_told_from_others() {
+        for ok in [
+            "application/grpc",
+            "application/grpc+proto",
+            "application/grpc;charset=utf-8",
+        ] {
+            assert!(is_grpc_content_type(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            "application/json",
+            "application/grpcx",
+            "application/grp",
+            "text/html",
+        ] {
+            assert!(!is_grpc_content_type(bad.as_bytes()), "{bad}");
+        }
     }
 
     #[test]
