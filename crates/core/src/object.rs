@@ -85,7 +85,9 @@ where
         Resource::meta_mut(self)
     }
     fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec(self)
+        let mut out = Vec::with_capacity(512);
+        crate::json::write(&mut out, self)?;
+        Ok(out)
     }
     fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
         crate::json::write(out, self)
@@ -189,7 +191,9 @@ impl Object for DynamicObject {
         &mut self.metadata
     }
     fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec(self)
+        let mut out = Vec::with_capacity(512);
+        crate::json::write(&mut out, self)?;
+        Ok(out)
     }
     fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
         crate::json::write(out, self)

@@ -9,9 +9,11 @@
 //! ([`ApiServerProvider`] for an [`ApiServer`](crate::ApiServer)). API errors
 //! cross the wire exactly ([`status_from_error`], [`error_from_status`]).
 //! The messages are plain `prost` structs ([`proto`]), so building needs no
-//! `protoc`. The client speaks gRPC straight on HTTP/2 (`h2`): each call is
-//! sent and read by the task that makes it, and one task per connection
-//! only drives the connection.
+//! `protoc`. Both sides speak gRPC straight on HTTP/2 (`h2`), TLS included
+//! (tokio-rustls), and interoperate with any gRPC peer: on the client, each
+//! call is sent and read by the task that makes it and one task per
+//! connection only drives the connection; on the server, each call runs in
+//! a task of its own. tonic supplies only the `Status` and `Code` types.
 //!
 //! | feature | what it adds |
 //! |---|---|
