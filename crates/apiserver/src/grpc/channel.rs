@@ -7,8 +7,10 @@
 //! slot connects on first use and again after its connection broke; calls
 //! in flight on a broken connection fail with `UNAVAILABLE`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,9 +25,7 @@ use tonic::{Code, Status};
 
 use super::GrpcError;
 use super::coalesce::CoalescingIo;
-use super::wire::{
-    self, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MessageDecoder, is_grpc_content_type,
-};
+use super::wire::{self, KEEPALIVE_TIMEOUT, Keepalive, MessageDecoder, is_grpc_content_type};
 
 const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 const GRPC_STATUS: &str = "grpc-status";
@@ -172,9 +172,8 @@ impl Target {
     }
 }
 
-/// Drives `connection` until it ends, pinging the server every
-/// [`KEEPALIVE_INTERVAL`] and giving the connection up when a ping is not
-/// answered within [`KEEPALIVE_TIMEOUT`].
+/// Drives `connection` until it ends, or until a keepalive ping goes
+/// unanswered (dropping the connection then fails its calls in flight).
 async fn drive<T>(
     connection: h2::client::Connection<T, Bytes>,
     ping: Option<h2::PingPong>,
@@ -183,33 +182,17 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let mut connection = std::pin::pin!(connection);
-    let Some(mut ping) = ping else {
-        return connection.await;
-    };
-    let start = tokio::time::Instant::now() + KEEPALIVE_INTERVAL;
-    let mut ticks = tokio::time::interval_at(start, KEEPALIVE_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            result = connection.as_mut() => return result,
-            _ = ticks.tick() => {}
+    let mut keepalive = Keepalive::new(ping);
+    std::future::poll_fn(|cx| {
+        if keepalive.poll_expired(cx) {
+            tracing::debug!(
+                "gRPC keepalive ping unanswered for {KEEPALIVE_TIMEOUT:?}; closing the connection"
+            );
+            return Poll::Ready(Ok(()));
         }
-        let pong = tokio::time::timeout(KEEPALIVE_TIMEOUT, ping.ping(h2::Ping::opaque()));
-        tokio::select! {
-            result = connection.as_mut() => return result,
-            answered = pong => match answered {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(e),
-                Err(_) => {
-                    tracing::debug!(
-                        "gRPC keepalive ping unanswered for {KEEPALIVE_TIMEOUT:?}; closing the connection"
-                    );
-                    // Dropping the connection fails its calls in flight.
-                    return Ok(());
-                }
-            },
-        }
-    }
+        connection.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// An established connection.

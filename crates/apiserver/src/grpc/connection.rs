@@ -7,25 +7,22 @@
 //! or when the client resets the stream or goes away.
 
 use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 use bytes::Bytes;
 use futures::stream::StreamExt;
 use h2::server::SendResponse;
-use h2::{Ping, PingPong, Reason, RecvStream, SendStream};
+use h2::{Reason, RecvStream, SendStream};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
-use tokio::time::{Instant, Sleep};
 use tonic::{Code, Status};
 
 use super::proto::path;
 use super::server::{CONNECTION_WINDOW, Inner, WINDOW, WatchEvents};
-use super::wire::{
-    self, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MessageDecoder, is_grpc_content_type,
-};
+use super::wire::{self, Keepalive, MessageDecoder, is_grpc_content_type};
 
 /// Largest frame the server accepts: HTTP/2's initial value.
 const MAX_FRAME_BYTES: u32 = 16 * 1024;
@@ -57,7 +54,7 @@ fn settings() -> h2::server::Builder {
 /// Each call runs on a task of its own. Running the calls inside this task
 /// instead (polled beside the connection) executed as many instructions
 /// per create on the gRPC bench, but cost about 20% more CPU time per
-/// create and 30% of the throughput: every call of a connection then
+/// create and 30% of the throughput was lost: every call of a connection then
 /// shares one thread while the other workers spin looking for work.
 pub(super) async fn serve_connection<IO>(inner: Arc<Inner>, io: IO, mut stop: watch::Receiver<()>)
 where
@@ -98,64 +95,6 @@ where
     .await;
     if let Err(e) = served {
         tracing::debug!(error = %e, "serving a connection failed");
-    }
-}
-
-/// Pings the peer every [`KEEPALIVE_INTERVAL`] and reports a connection
-/// whose ping goes unanswered for [`KEEPALIVE_TIMEOUT`].
-struct Keepalive {
-    ping_pong: Option<PingPong>,
-    timer: Pin<Box<Sleep>>,
-    awaiting_pong: bool,
-}
-
-impl Keepalive {
-    fn new(ping_pong: Option<PingPong>) -> Self {
-        Self {
-            ping_pong,
-            timer: Box::pin(tokio::time::sleep(KEEPALIVE_INTERVAL)),
-            awaiting_pong: false,
-        }
-    }
-
-    /// True once a ping has gone unanswered for too long.
-    fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(ping_pong) = &mut self.ping_pong else {
-            return false;
-        };
-        if self.awaiting_pong {
-            match ping_pong.poll_pong(cx) {
-                Poll::Ready(Ok(_)) => {
-                    self.awaiting_pong = false;
-                    self.timer
-                        .as_mut()
-                        .reset(Instant::now() + KEEPALIVE_INTERVAL);
-                }
-                // The connection failed; accepting reports it.
-                Poll::Ready(Err(_)) => {
-                    self.ping_pong = None;
-                    return false;
-                }
-                Poll::Pending => {}
-            }
-        }
-        if self.timer.as_mut().poll(cx).is_pending() {
-            return false;
-        }
-        if self.awaiting_pong {
-            return true;
-        }
-        if ping_pong.send_ping(Ping::opaque()).is_err() {
-            self.ping_pong = None;
-            return false;
-        }
-        self.awaiting_pong = true;
-        self.timer
-            .as_mut()
-            .reset(Instant::now() + KEEPALIVE_TIMEOUT);
-        // Registers the timer of the pong's deadline.
-        let _ = self.timer.as_mut().poll(cx);
-        false
     }
 }
 
@@ -401,6 +340,8 @@ mod tests {
 
     use std::net::SocketAddr;
     use std::time::Duration;
+
+    use tokio::time::Instant;
 
     use std::sync::atomic::{AtomicUsize, Ordering};
 

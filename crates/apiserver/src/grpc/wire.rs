@@ -6,9 +6,14 @@
 //! over several DATA frames or carry several messages in one;
 //! [`MessageDecoder`] reassembles them.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use h2::{Ping, PingPong};
+use tokio::time::{Instant, Sleep};
 use tonic::Status;
 
 /// The content type of every gRPC request and response.
@@ -26,6 +31,65 @@ pub(crate) fn is_grpc_content_type(value: &[u8]) -> bool {
     value
         .strip_prefix(CONTENT_TYPE.as_bytes())
         .is_some_and(|rest| matches!(rest.first(), None | Some(b'+' | b';')))
+}
+
+/// Pings the peer every [`KEEPALIVE_INTERVAL`] and reports a connection
+/// whose ping goes unanswered for [`KEEPALIVE_TIMEOUT`]; the task driving
+/// the connection polls it beside the connection.
+pub(crate) struct Keepalive {
+    ping_pong: Option<PingPong>,
+    timer: Pin<Box<Sleep>>,
+    awaiting_pong: bool,
+}
+
+impl Keepalive {
+    pub(crate) fn new(ping_pong: Option<PingPong>) -> Self {
+        Self {
+            ping_pong,
+            timer: Box::pin(tokio::time::sleep(KEEPALIVE_INTERVAL)),
+            awaiting_pong: false,
+        }
+    }
+
+    /// True once a ping has gone unanswered for too long.
+    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(ping_pong) = &mut self.ping_pong else {
+            return false;
+        };
+        if self.awaiting_pong {
+            match ping_pong.poll_pong(cx) {
+                Poll::Ready(Ok(_)) => {
+                    self.awaiting_pong = false;
+                    self.timer
+                        .as_mut()
+                        .reset(Instant::now() + KEEPALIVE_INTERVAL);
+                }
+                // The connection failed; accepting reports it.
+                Poll::Ready(Err(_)) => {
+                    self.ping_pong = None;
+                    return false;
+                }
+                Poll::Pending => {}
+            }
+        }
+        if self.timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        if self.awaiting_pong {
+            return true;
+        }
+        if ping_pong.send_ping(Ping::opaque()).is_err() {
+            self.ping_pong = None;
+            return false;
+        }
+        self.awaiting_pong = true;
+        self.timer
+            .as_mut()
+            .reset(Instant::now() + KEEPALIVE_TIMEOUT);
+        // Registers the timer of the pong's deadline.
+        let _ = self.timer.as_mut().poll(cx);
+        false
+    }
 }
 
 /// Bytes before a message: the compression flag and the length.
@@ -211,6 +275,58 @@ mod tests {
         d.push(&[0, 0, 0, 0, 3, 1]);
         assert!(d.next_message().unwrap().is_none());
         assert_eq!(d.finish().unwrap_err().code(), tonic::Code::Internal);
+    }
+
+    /// Serves the server side of `io` with `keepalive` beside it until the
+    /// keepalive gives up (`Some(elapsed)`) or `limit` passes (`None`).
+    async fn serve_until_keepalive_gives_up(
+        io: tokio::io::DuplexStream,
+        limit: Duration,
+    ) -> Option<Duration> {
+        let mut server = h2::server::Builder::new()
+            .handshake::<_, Bytes>(io)
+            .await
+            .unwrap();
+        let mut keepalive = Keepalive::new(server.ping_pong());
+        let started = Instant::now();
+        let gave_up = std::future::poll_fn(|cx| {
+            if keepalive.poll_expired(cx) {
+                return Poll::Ready(started.elapsed());
+            }
+            assert!(server.poll_accept(cx).is_pending(), "the connection ended");
+            Poll::Pending
+        });
+        tokio::time::timeout(limit, gave_up).await.ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keepalive_gives_up_on_a_peer_that_stops_answering_pings() {
+        let (client_io, server_io) = tokio::io::duplex(1 << 16);
+        // Handshaken but never polled again: pings stay unanswered.
+        let (_send, _connection) = h2::client::Builder::new()
+            .handshake::<_, Bytes>(client_io)
+            .await
+            .unwrap();
+        let elapsed = serve_until_keepalive_gives_up(server_io, Duration::from_secs(120))
+            .await
+            .expect("the keepalive gives up");
+        assert!(
+            elapsed >= KEEPALIVE_INTERVAL + KEEPALIVE_TIMEOUT,
+            "gave up after {elapsed:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keepalive_keeps_a_connection_whose_peer_answers() {
+        let (client_io, server_io) = tokio::io::duplex(1 << 16);
+        let (_send, connection) = h2::client::Builder::new()
+            .handshake::<_, Bytes>(client_io)
+            .await
+            .unwrap();
+        let driven = tokio::spawn(connection);
+        let gave_up = serve_until_keepalive_gives_up(server_io, Duration::from_secs(300)).await;
+        assert_eq!(gave_up, None);
+        driven.abort();
     }
 
     #[test]
