@@ -238,7 +238,7 @@ async fn read_one<M: prost::Message + Default>(
     M::decode(message).map_err(|e| Status::internal(format!("decoding the request message: {e}")))
 }
 
-/// The headers of a response: HTTP 200 with gRPC's content type.
+/// The headers of a response: HTTP `status` with gRPC's content type.
 fn response_headers(status: StatusCode) -> Response<()> {
     let mut response = Response::new(());
     *response.status_mut() = status;
