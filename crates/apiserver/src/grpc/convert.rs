@@ -2,6 +2,8 @@
 //! wire messages: objects, parameters, events, and [`ApiError`] <->
 //! [`tonic::Status`].
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use ketch_core::{
     ApiError, ArcObject, DeleteParams, DynamicObject, ListParams, Object, ObjectEvent,
@@ -36,7 +38,7 @@ pub(crate) fn decode_object(
     raw: proto::RawObject,
     allow_dynamic: bool,
     max_bytes: usize,
-) -> Result<Box<dyn Object>, ApiError> {
+) -> Result<ArcObject, ApiError> {
     if raw.json.len() > max_bytes {
         return Err(ApiError::TooLarge(format!(
             "{} object of {} bytes exceeds the limit of {max_bytes} bytes",
@@ -46,7 +48,7 @@ pub(crate) fn decode_object(
     }
     match scheme.by_kind(&raw.api_version, &raw.kind) {
         Some(info) => info
-            .decode_bytes(&raw.json)
+            .decode_shared(&raw.json)
             .map_err(|e| ApiError::BadRequest(format!("decoding {}: {e}", raw.kind))),
         None if allow_dynamic => {
             let obj: DynamicObject = serde_json::from_slice(&raw.json)
@@ -57,7 +59,7 @@ pub(crate) fn decode_object(
                     obj.api_version, obj.kind, raw.api_version, raw.kind
                 )));
             }
-            Ok(Box::new(obj))
+            Ok(Arc::new(obj))
         }
         None if raw.kind.is_empty() || raw.api_version.is_empty() => Err(ApiError::BadRequest(
             "object: apiVersion and kind are required".into(),
@@ -197,7 +199,7 @@ pub(crate) fn decode_event(
             resource_version: event.resource_version,
         });
     }
-    let obj: ArcObject = decode_object(scheme, required(event.object)?, true, max_bytes)?.into();
+    let obj = decode_object(scheme, required(event.object)?, true, max_bytes)?;
     match event.r#type {
         proto::event_type::ADDED => Ok(ObjectEvent::Added(obj)),
         proto::event_type::MODIFIED => Ok(ObjectEvent::Modified(obj)),
