@@ -84,7 +84,10 @@ where
             }
             match conn.poll_accept(cx) {
                 Poll::Ready(Some(Ok((request, respond)))) => {
-                    tokio::spawn(call(inner.clone(), request, respond));
+                    // Boxed: the call's state (about 2 KB) is then written
+                    // once, where the runtime would move it into its task
+                    // and out again.
+                    tokio::spawn(Box::pin(call(inner.clone(), request, respond)));
                 }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e.to_string())),
                 Poll::Ready(None) => return Poll::Ready(Ok(())),
