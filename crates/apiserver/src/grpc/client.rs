@@ -281,7 +281,7 @@ impl RemoteClient {
 
     fn decode(&self, raw: Option<proto::RawObject>) -> Result<ArcObject, ApiError> {
         let raw = required(raw).map_err(|e| ApiError::Internal(format!("server reply: {e}")))?;
-        decode_object(&self.inner.scheme, raw, true, self.inner.max_message_bytes)
+        decode_object(&self.inner.scheme, raw, self.inner.max_message_bytes)
             .map_err(|e| ApiError::Internal(format!("decoding server reply: {e}")))
     }
 

@@ -30,13 +30,12 @@ pub(crate) fn encode_object(obj: &dyn Object) -> Result<proto::RawObject, ApiErr
     })
 }
 
-/// Decodes an object received over the wire: with its registered type when
-/// the scheme knows the kind, otherwise as a [`DynamicObject`] when
-/// `allow_dynamic` (the client side, which may not know every server kind).
+/// Decodes an object the server sent: with its registered type when the
+/// scheme knows the kind, otherwise as a [`DynamicObject`] (a client need not
+/// know every kind its server serves).
 pub(crate) fn decode_object(
     scheme: &Scheme,
     raw: proto::RawObject,
-    allow_dynamic: bool,
     max_bytes: usize,
 ) -> Result<ArcObject, ApiError> {
     if raw.json.len() > max_bytes {
@@ -46,29 +45,24 @@ pub(crate) fn decode_object(
             raw.json.len()
         )));
     }
-    match scheme.by_kind(&raw.api_version, &raw.kind) {
-        Some(info) => info
-            .decode_shared(&raw.json)
-            .map_err(|e| ApiError::BadRequest(format!("decoding {}: {e}", raw.kind))),
-        None if allow_dynamic => {
-            let obj: DynamicObject = serde_json::from_slice(&raw.json)
-                .map_err(|e| ApiError::BadRequest(format!("decoding {}: {e}", raw.kind)))?;
-            if obj.api_version != raw.api_version || obj.kind != raw.kind {
-                return Err(ApiError::BadRequest(format!(
-                    "object is {}/{} but was sent as {}/{}",
-                    obj.api_version, obj.kind, raw.api_version, raw.kind
-                )));
-            }
-            Ok(Arc::new(obj))
-        }
-        None if raw.kind.is_empty() || raw.api_version.is_empty() => Err(ApiError::BadRequest(
+    if raw.kind.is_empty() || raw.api_version.is_empty() {
+        return Err(ApiError::BadRequest(
             "object: apiVersion and kind are required".into(),
-        )),
-        None => Err(ApiError::BadRequest(format!(
-            "unknown kind {:?} in apiVersion {:?}",
-            raw.kind, raw.api_version
-        ))),
+        ));
     }
+    let decoding =
+        |e: &dyn std::fmt::Display| ApiError::BadRequest(format!("decoding {}: {e}", raw.kind));
+    if let Some(info) = scheme.by_kind(&raw.api_version, &raw.kind) {
+        return info.decode_shared(&raw.json).map_err(|e| decoding(&e));
+    }
+    let obj: DynamicObject = serde_json::from_slice(&raw.json).map_err(|e| decoding(&e))?;
+    if obj.api_version != raw.api_version || obj.kind != raw.kind {
+        return Err(ApiError::BadRequest(format!(
+            "object is {}/{} but was sent as {}/{}",
+            obj.api_version, obj.kind, raw.api_version, raw.kind
+        )));
+    }
+    Ok(Arc::new(obj))
 }
 
 /// The object of a message, or a clear error when it is missing.
@@ -199,7 +193,7 @@ pub(crate) fn decode_event(
             resource_version: event.resource_version,
         });
     }
-    let obj = decode_object(scheme, required(event.object)?, true, max_bytes)?;
+    let obj = decode_object(scheme, required(event.object)?, max_bytes)?;
     match event.r#type {
         proto::event_type::ADDED => Ok(ObjectEvent::Added(obj)),
         proto::event_type::MODIFIED => Ok(ObjectEvent::Modified(obj)),
@@ -368,15 +362,15 @@ mod tests {
             ..Pod::default()
         };
         let raw = encode_object(&pod).unwrap();
-        let back = decode_object(&scheme, raw.clone(), false, 1 << 20).unwrap();
+        let back = decode_object(&scheme, raw.clone(), 1 << 20).unwrap();
         assert!(back.eq_object(&pod));
 
         let mut garbage = raw.clone();
         garbage.json = Bytes::from_static(b"{\"metadata\": 7");
-        let err = decode_object(&scheme, garbage, false, 1 << 20).unwrap_err();
+        let err = decode_object(&scheme, garbage, 1 << 20).unwrap_err();
         assert!(matches!(err, ApiError::BadRequest(_)), "{err:?}");
 
-        let err = decode_object(&scheme, raw.clone(), false, 10).unwrap_err();
+        let err = decode_object(&scheme, raw.clone(), 10).unwrap_err();
         assert!(matches!(err, ApiError::TooLarge(_)), "{err:?}");
 
         let custom = proto::RawObject {
@@ -386,10 +380,24 @@ mod tests {
                 br#"{"apiVersion":"example.com/v1","kind":"Job","metadata":{"name":"j"}}"#,
             ),
         };
-        let err = decode_object(&scheme, custom.clone(), false, 1 << 20).unwrap_err();
-        assert!(matches!(err, ApiError::BadRequest(ref m) if m.contains("unknown kind")));
-        let dynamic = decode_object(&scheme, custom, true, 1 << 20).unwrap();
+        let dynamic = decode_object(&scheme, custom.clone(), 1 << 20).unwrap();
         assert_eq!(dynamic.kind(), "Job");
+
+        let mut mislabelled = custom.clone();
+        mislabelled.kind = "CronJob".into();
+        let err = decode_object(&scheme, mislabelled, 1 << 20).unwrap_err();
+        assert!(
+            matches!(err, ApiError::BadRequest(ref m) if m.contains("sent as")),
+            "{err:?}"
+        );
+
+        let mut untyped = custom;
+        untyped.kind = String::new();
+        let err = decode_object(&scheme, untyped, 1 << 20).unwrap_err();
+        assert!(
+            matches!(err, ApiError::BadRequest(ref m) if m.contains("kind are required")),
+            "{err:?}"
+        );
     }
 
     #[test]
